@@ -1,0 +1,159 @@
+"""The ``crossmargin`` command line: thin wrappers over the core and the simulator.
+
+Exit codes: 0 success, 2 bad input (one line on stderr naming the field), 1 unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, NoReturn
+
+from crossmargin import __version__
+from crossmargin.cli.demo_view import render_demo
+from crossmargin.cli.risk_view import account_table, scenario_table
+from crossmargin.core.errors import CrossmarginError, InvalidInput
+from crossmargin.core.portfolio import parse_portfolio, report_json
+from crossmargin.core.risk import account_report
+from crossmargin.core.scenario import apply_shocks, parse_shock
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"crossmargin: error: {message}\n")
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise InvalidInput(key, "appears twice in one object")
+        result[key] = value
+    return result
+
+
+def load_json(source: str) -> Any:
+    """Read JSON from a file or ``-`` (stdin); numbers become Decimal, never float."""
+    if source == "-":
+        text, name = sys.stdin.read(), "stdin"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise InvalidInput("FILE", f"no such file: {source}")
+        try:
+            text, name = path.read_text(encoding="utf-8"), source
+        except (OSError, UnicodeDecodeError) as error:
+            raise InvalidInput("FILE", f"cannot read {source}: {error}") from None
+    try:
+        return json.loads(
+            text,
+            parse_float=Decimal,
+            parse_constant=lambda constant: constant,
+            object_pairs_hook=_reject_duplicates,
+        )
+    except json.JSONDecodeError as error:
+        raise InvalidInput(
+            name, f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
+        ) from None
+
+
+def _each(document: Any, build: Any) -> Any:
+    """Apply ``build`` to one portfolio or to each of a list, prefixing errors with the index."""
+    if isinstance(document, list):
+        results = []
+        for index, item in enumerate(document):
+            try:
+                results.append(build(item))
+            except InvalidInput as error:
+                field = f"[{index}].{error.field}" if error.field else f"[{index}]"
+                raise InvalidInput(field, error.problem) from None
+        return results
+    return build(document)
+
+
+def _risk(item: Any) -> dict[str, Any]:
+    return report_json(account_report(parse_portfolio(item)))
+
+
+def cmd_risk(args: argparse.Namespace) -> str:
+    result = _each(load_json(args.file), _risk)
+    if not args.table:
+        return json.dumps(result, indent=2)
+    reports = result if isinstance(result, list) else [result]
+    return "\n\n".join(
+        account_table(r, f"#{i}" if len(reports) > 1 else "") for i, r in enumerate(reports)
+    )
+
+
+def cmd_scenario(args: argparse.Namespace) -> str:
+    if not args.shock:
+        raise InvalidInput("--shock", "give at least one, e.g. --shock ETHUSDT=-20%")
+    shocks = [parse_shock(text) for text in args.shock]
+
+    def build(item: Any) -> dict[str, Any]:
+        book = parse_portfolio(item)
+        shocked = apply_shocks(book, shocks)
+        return {
+            "shocks": [shock.describe() for shock in shocks],
+            "current": report_json(account_report(book)),
+            "shocked": report_json(account_report(shocked)),
+        }
+
+    result = _each(load_json(args.file), build)
+    if not args.table:
+        return json.dumps(result, indent=2)
+    results = result if isinstance(result, list) else [result]
+    return "\n\n".join(scenario_table(r) for r in results)
+
+
+def cmd_demo(_: argparse.Namespace) -> str:
+    return render_demo()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="crossmargin", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"crossmargin {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    risk = commands.add_parser("risk", help="margin, ratios and liquidation prices of a portfolio")
+    risk.add_argument("file", metavar="FILE", help="portfolio JSON (one or a list); - for stdin")
+    risk.add_argument("--table", action="store_true", help="a human table instead of JSON")
+    risk.set_defaults(run=cmd_risk)
+
+    scenario = commands.add_parser("scenario", help="the risk report after moving some marks")
+    scenario.add_argument("file", metavar="FILE", help="portfolio JSON; - for stdin")
+    scenario.add_argument(
+        "--shock",
+        action="append",
+        default=[],
+        metavar="SYMBOL=CHANGE",
+        help="e.g. ETHUSDT=-20%% (relative) or BTCUSDT=25000 (new price); repeatable",
+    )
+    scenario.add_argument("--table", action="store_true", help="a human table instead of JSON")
+    scenario.set_defaults(run=cmd_scenario)
+
+    demo = commands.add_parser("demo", help="the worked example: cross vs isolated, two paths")
+    demo.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        output = args.run(args)
+    except InvalidInput as error:
+        print(f"crossmargin: error: {error}", file=sys.stderr)
+        return 2
+    except CrossmarginError as error:
+        print(f"crossmargin: error: {error}", file=sys.stderr)
+        return 1
+    print(output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

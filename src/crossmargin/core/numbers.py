@@ -1,0 +1,111 @@
+"""Decimal arithmetic, parsing and the two named rounding decisions.
+
+Money and prices are ``Decimal`` everywhere on the authoritative path; floats never enter.
+Multiplication and addition of the inputs are exact at Python's default decimal precision (28 significant digits, ample for
+notionals up to 10^12 at 10^-8 resolution); the
+only inexact operations are divisions, and every division result is rounded by a named helper
+whose direction favours the venue:
+
+* ``round_requirement`` rounds a margin requirement (IM, MM, a fee owed) *up* to ``MONEY_QUANTUM``.
+* ``round_balance_delta`` rounds an amount credited to a trader *down* to ``MONEY_QUANTUM``.
+* ``round_ratio`` rounds a risk ratio (maintenance / margin balance) *up* to ``RATIO_QUANTUM``.
+* ``round_trigger_price`` rounds a liquidation price towards the current mark (a long's
+  liquidation price up, a short's down) to ``PRICE_QUANTUM``, so the reported level is reached no
+  later than the exact one.
+"""
+
+from __future__ import annotations
+
+import decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_UP, Decimal
+
+from crossmargin.core.errors import InvalidInput
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+MONEY_QUANTUM = Decimal("1e-8")
+PRICE_QUANTUM = Decimal("1e-8")
+RATIO_QUANTUM = Decimal("1e-8")
+RATE_QUANTUM = Decimal("1e-12")
+
+
+def round_requirement(amount: Decimal) -> Decimal:
+    """A requirement owed to the venue (margin, fee): round up, away from zero."""
+    return amount.quantize(MONEY_QUANTUM, rounding=ROUND_CEILING)
+
+
+def round_balance_delta(amount: Decimal) -> Decimal:
+    """An amount paid to the trader: round towards minus infinity (the venue keeps the dust)."""
+    return amount.quantize(MONEY_QUANTUM, rounding=ROUND_FLOOR)
+
+
+def round_ratio(ratio: Decimal) -> Decimal:
+    """A risk ratio shown to the trader: round up, so risk is never understated."""
+    return ratio.quantize(RATIO_QUANTUM, rounding=ROUND_UP)
+
+
+def round_rate(rate: Decimal) -> Decimal:
+    """A derived margin rate (e.g. 1/(2 x max leverage)): round up."""
+    return rate.quantize(RATE_QUANTUM, rounding=ROUND_UP)
+
+
+def round_trigger_price(price: Decimal, mark: Decimal) -> Decimal:
+    """A liquidation price: round towards the mark, so it triggers no later than the exact one."""
+    if price < mark:
+        return price.quantize(PRICE_QUANTUM, rounding=ROUND_CEILING)
+    return price.quantize(PRICE_QUANTUM, rounding=ROUND_DOWN)
+
+
+def parse_decimal(value: object, field: str) -> Decimal:
+    """Read a JSON number or numeric string as a finite Decimal; name ``field`` on failure.
+
+    Floats are refused outright: JSON must be decoded with ``parse_float=Decimal`` so that a
+    number never passes through binary floating point.
+    """
+    if isinstance(value, bool):
+        raise InvalidInput(field, f"expected a number, got {str(value).lower()}")
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            result = Decimal(text)
+        except decimal.InvalidOperation:
+            raise InvalidInput(field, f"not a number: {value!r}") from None
+    elif isinstance(value, float):
+        raise InvalidInput(field, "binary floats are not accepted; pass a string or a JSON number")
+    elif value is None:
+        raise InvalidInput(field, "is required")
+    else:
+        raise InvalidInput(field, f"expected a number, got {type(value).__name__}")
+    if result.is_nan():
+        raise InvalidInput(field, "NaN is not a number")
+    if result.is_infinite():
+        raise InvalidInput(field, "must be finite")
+    return result
+
+
+def parse_positive(value: object, field: str) -> Decimal:
+    """A finite Decimal that must be strictly positive."""
+    result = parse_decimal(value, field)
+    if result <= 0:
+        raise InvalidInput(field, f"must be positive, got {format_decimal(result)}")
+    return result
+
+
+def parse_non_negative(value: object, field: str) -> Decimal:
+    """A finite Decimal that must be zero or more."""
+    result = parse_decimal(value, field)
+    if result < 0:
+        raise InvalidInput(field, f"must not be negative, got {format_decimal(result)}")
+    return result
+
+
+def format_decimal(value: Decimal) -> str:
+    """Full precision, no exponent, no trailing zeros: ``Decimal('71200.811450')`` -> ``71200.81145``."""
+    if value == 0:
+        return "0"
+    text = format(value.normalize(), "f")
+    return text

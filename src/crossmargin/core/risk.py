@@ -1,0 +1,202 @@
+"""Risk of an account: positions, the cross scope and each isolated sub-ledger.
+
+Risk is one small additive value (dYdX's ``Risk{IMR, MMR, NC}``): :class:`Risk` sums notional,
+unrealized PnL, initial and maintenance margin over positions. The cross scope is the cross wallet
+plus the sum over cross positions; every isolated position is a sub-ledger whose collateral is its
+own isolated margin, scored by the same :func:`is_liquidatable`.
+
+  margin balance   MB = collateral + UPNL           (cross: wallet; isolated: isolated margin)
+  margin ratio     MR = MM / MB                      (rounded up; None when MB <= 0)
+  available        max(0, MB - IM)                   (cross scope)
+  liquidatable     the scope holds a position and MB <= MM
+
+Cross and isolated never share collateral: the cross wallet is not an isolated position's margin
+and an isolated margin is not part of the cross wallet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from crossmargin.core.instrument import Instrument
+from crossmargin.core.liquidation import Leg, liquidation_price
+from crossmargin.core.margin import initial_margin, maintenance_margin, maintenance_terms
+from crossmargin.core.numbers import ZERO, round_ratio
+from crossmargin.core.position import Position, PositionMode
+from crossmargin.core.venues import VenueRules
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Risk:
+    """Additive risk of a set of positions at given marks."""
+
+    notional: Decimal = ZERO
+    unrealized_pnl: Decimal = ZERO
+    initial_margin: Decimal = ZERO
+    maintenance_margin: Decimal = ZERO
+
+    def __add__(self, other: Risk) -> Risk:
+        return Risk(
+            notional=self.notional + other.notional,
+            unrealized_pnl=self.unrealized_pnl + other.unrealized_pnl,
+            initial_margin=self.initial_margin + other.initial_margin,
+            maintenance_margin=self.maintenance_margin + other.maintenance_margin,
+        )
+
+
+def is_liquidatable(collateral: Decimal, risk: Risk) -> bool:
+    """A scope with positions whose margin balance is at or below its maintenance margin."""
+    return risk.notional > 0 and collateral + risk.unrealized_pnl <= risk.maintenance_margin
+
+
+def margin_ratio(collateral: Decimal, risk: Risk) -> Decimal | None:
+    """MM / MB, rounded up; zero without maintenance; None when the margin balance is not positive."""
+    balance = collateral + risk.unrealized_pnl
+    if risk.maintenance_margin == 0:
+        return ZERO
+    if balance <= 0:
+        return None
+    return round_ratio(risk.maintenance_margin / balance)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Book:
+    """What risk needs to value an account: rules, instruments, marks, positions, cross wallet."""
+
+    rules: VenueRules
+    instruments: Mapping[str, Instrument]
+    marks: Mapping[str, Decimal]
+    positions: tuple[Position, ...]
+    wallet_balance: Decimal
+    position_mode: PositionMode = PositionMode.ONE_WAY
+
+    def mark(self, symbol: str) -> Decimal:
+        return self.marks[symbol]
+
+    def cross_positions(self) -> tuple[Position, ...]:
+        return tuple(p for p in self.positions if not p.is_isolated)
+
+
+def position_risk(book: Book, position: Position, mark: Decimal | None = None) -> Risk:
+    """Risk of one position at ``mark`` (default: the book's mark for its symbol)."""
+    price = book.mark(position.symbol) if mark is None else mark
+    instrument = book.instruments[position.symbol]
+    return Risk(
+        notional=position.notional(price),
+        unrealized_pnl=position.unrealized_pnl(price),
+        initial_margin=initial_margin(book.rules, instrument, position, price),
+        maintenance_margin=maintenance_margin(book.rules, instrument, position, price),
+    )
+
+
+def total_risk(book: Book, positions: Sequence[Position]) -> Risk:
+    total = Risk()
+    for position in positions:
+        total += position_risk(book, position)
+    return total
+
+
+def position_liquidation_price(book: Book, position: Position) -> Decimal | None:
+    """Liquidation price of ``position`` with everything else held at its mark."""
+    mark = book.mark(position.symbol)
+    if position.is_isolated:
+        legs = [Leg(position=position, instrument=book.instruments[position.symbol])]
+        own_margin = position.isolated_margin if position.isolated_margin is not None else ZERO
+        return liquidation_price(book.rules, legs, own_margin, mark)
+    moving = [p for p in book.cross_positions() if p.symbol == position.symbol]
+    others = [p for p in book.cross_positions() if p.symbol != position.symbol]
+    fixed = book.wallet_balance
+    for other in others:
+        other_mark = book.mark(other.symbol)
+        terms = maintenance_terms(book.rules, book.instruments[other.symbol], other, other_mark)
+        fixed += other.unrealized_pnl(other_mark) - terms.at(other_mark)
+    legs = [Leg(position=p, instrument=book.instruments[p.symbol]) for p in moving]
+    return liquidation_price(book.rules, legs, fixed, mark)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PositionReport:
+    position: Position
+    mark_price: Decimal
+    bracket_index: int
+    risk: Risk
+    liquidation_price: Decimal | None
+    margin_balance: Decimal | None  # isolated only
+    margin_ratio: Decimal | None
+    liquidatable: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountReport:
+    """The cross scope's figures, the isolated totals and every position's report."""
+
+    book: Book
+    cross: Risk
+    margin_balance: Decimal
+    available_balance: Decimal
+    margin_ratio: Decimal | None
+    cross_liquidatable: bool
+    isolated_margin: Decimal
+    isolated_unrealized_pnl: Decimal
+    positions: tuple[PositionReport, ...]
+
+    @property
+    def liquidatable(self) -> bool:
+        """Anything in the account is liquidatable now: the cross scope or an isolated position."""
+        return self.cross_liquidatable or any(p.liquidatable for p in self.positions)
+
+    @property
+    def equity(self) -> Decimal:
+        """Everything the account holds: cross margin balance plus isolated margin balances."""
+        return self.margin_balance + self.isolated_margin + self.isolated_unrealized_pnl
+
+
+def account_report(book: Book) -> AccountReport:
+    """Value every position and scope of ``book`` at its marks."""
+    cross = total_risk(book, book.cross_positions())
+    cross_balance = book.wallet_balance + cross.unrealized_pnl
+    cross_ratio = margin_ratio(book.wallet_balance, cross)
+    cross_liquidatable = is_liquidatable(book.wallet_balance, cross)
+    reports: list[PositionReport] = []
+    isolated_margin_total = ZERO
+    isolated_pnl_total = ZERO
+    for position in book.positions:
+        mark = book.mark(position.symbol)
+        risk = position_risk(book, position)
+        bracket_index = maintenance_terms(
+            book.rules, book.instruments[position.symbol], position, mark
+        ).bracket_index
+        if position.is_isolated:
+            collateral = position.isolated_margin if position.isolated_margin is not None else ZERO
+            isolated_margin_total += collateral
+            isolated_pnl_total += risk.unrealized_pnl
+            balance: Decimal | None = collateral + risk.unrealized_pnl
+            ratio = margin_ratio(collateral, risk)
+            liquidatable = is_liquidatable(collateral, risk)
+        else:
+            balance, ratio, liquidatable = None, cross_ratio, cross_liquidatable
+        reports.append(
+            PositionReport(
+                position=position,
+                mark_price=mark,
+                bracket_index=bracket_index,
+                risk=risk,
+                liquidation_price=position_liquidation_price(book, position),
+                margin_balance=balance,
+                margin_ratio=ratio,
+                liquidatable=liquidatable,
+            )
+        )
+    return AccountReport(
+        book=book,
+        cross=cross,
+        margin_balance=cross_balance,
+        available_balance=max(ZERO, cross_balance - cross.initial_margin),
+        margin_ratio=cross_ratio,
+        cross_liquidatable=cross_liquidatable,
+        isolated_margin=isolated_margin_total,
+        isolated_unrealized_pnl=isolated_pnl_total,
+        positions=tuple(reports),
+    )

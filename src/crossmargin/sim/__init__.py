@@ -1,0 +1,1 @@
+"""Simulation on top of the core and the engine: scenarios, the worked demo, backtests."""
