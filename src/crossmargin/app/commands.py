@@ -1,0 +1,102 @@
+"""Command parsing: JSON-shaped dicts in, validated fields out, errors naming the field.
+
+Every command is an object with ``type`` and ``command_id`` (the client's idempotency key) plus
+its fields. Malformed commands raise InvalidInput (rejected as INVALID_COMMAND by the writer,
+changing nothing).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from crossmargin.core.errors import InvalidInput
+from crossmargin.core.numbers import parse_decimal, parse_positive
+
+COMMAND_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    # type: (required fields, optional fields)
+    "open_account": (frozenset({"account"}), frozenset()),
+    "deposit": (frozenset({"account", "amount"}), frozenset()),
+    "withdraw": (frozenset({"account", "amount"}), frozenset()),
+    "add_isolated_margin": (
+        frozenset({"account", "symbol", "amount"}),
+        frozenset({"position_side"}),
+    ),
+    "remove_isolated_margin": (
+        frozenset({"account", "symbol", "amount"}),
+        frozenset({"position_side"}),
+    ),
+    "set_leverage": (frozenset({"account", "symbol", "leverage"}), frozenset()),
+    "set_margin_mode": (frozenset({"account", "symbol", "margin_mode"}), frozenset()),
+    "set_position_mode": (frozenset({"account", "position_mode"}), frozenset()),
+    "place_order": (
+        frozenset({"account", "order_id", "symbol", "side", "order_type", "quantity"}),
+        frozenset({"price", "reduce_only", "position_side"}),
+    ),
+    "cancel_order": (frozenset({"account", "order_id"}), frozenset()),
+    "report_fill": (
+        frozenset({"order_id", "quantity", "price"}),
+        frozenset({"liquidity"}),
+    ),
+    "update_mark": (frozenset({"symbol", "price"}), frozenset()),
+    "settle_funding": (frozenset({"symbol", "rate"}), frozenset()),
+    "seed_insurance_fund": (frozenset({"amount"}), frozenset()),
+}
+
+
+def validate(command: object) -> dict[str, Any]:
+    """Check shape and field types; return the command unchanged (plain dict) if valid."""
+    if not isinstance(command, dict):
+        raise InvalidInput("command", "expected an object")
+    kind = command.get("type")
+    if kind not in COMMAND_FIELDS:
+        known = ", ".join(sorted(COMMAND_FIELDS))
+        raise InvalidInput("type", f"unknown command {kind!r} (known: {known})")
+    command_id = command.get("command_id")
+    if not isinstance(command_id, str) or not command_id or len(command_id) > 128:
+        raise InvalidInput("command_id", "a non-empty string of at most 128 characters is required")
+    required, optional = COMMAND_FIELDS[kind]
+    unknown = sorted(set(command) - required - optional - {"type", "command_id"})
+    if unknown:
+        raise InvalidInput(unknown[0], f"unknown field for {kind}")
+    for name in sorted(required):
+        if command.get(name) is None:
+            raise InvalidInput(name, "is required")
+    for name in ("account", "order_id", "symbol"):
+        if name in command and (not isinstance(command[name], str) or not command[name]):
+            raise InvalidInput(name, "expected a non-empty string")
+    for name in ("amount", "quantity", "leverage"):
+        if name in command:
+            parse_positive(command[name], name)
+    if command.get("price") is not None:
+        parse_positive(command["price"], "price")
+    if "rate" in command:
+        rate = parse_decimal(command["rate"], "rate")
+        if abs(rate) >= 1:
+            raise InvalidInput("rate", "a funding rate must lie strictly between -1 and 1")
+    _choices(command)
+    return command
+
+
+def _choices(command: dict[str, Any]) -> None:
+    options = {
+        "side": ("buy", "sell"),
+        "order_type": ("market", "limit"),
+        "margin_mode": ("cross", "isolated"),
+        "position_mode": ("one-way", "hedge"),
+        "position_side": ("long", "short"),
+        "liquidity": ("maker", "taker"),
+    }
+    for name, allowed in options.items():
+        if command.get(name) is not None and command[name] not in allowed:
+            raise InvalidInput(name, f"expected one of {', '.join(allowed)}, got {command[name]!r}")
+    if "reduce_only" in command and not isinstance(command["reduce_only"], bool):
+        raise InvalidInput("reduce_only", "expected true or false")
+    if command.get("order_type") == "limit" and command.get("price") is None:
+        raise InvalidInput("price", "is required for a limit order")
+    if command.get("order_type") == "market" and command.get("price") is not None:
+        raise InvalidInput("price", "a market order takes no price")
+
+
+def decimal_field(command: dict[str, Any], name: str) -> Decimal:
+    return parse_decimal(command[name], name)
