@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 from crossmargin import __version__
 from crossmargin.cli.demo_view import render_demo
+from crossmargin.cli.engine_cmd import register as register_engine_commands
 from crossmargin.cli.risk_view import account_table, scenario_table
 from crossmargin.core.errors import CrossmarginError, InvalidInput
 from crossmargin.core.portfolio import parse_portfolio, report_json
@@ -138,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the worked example: cross vs isolated, two paths")
     demo.set_defaults(run=cmd_demo)
+    register_engine_commands(commands)
     return parser
 
 
@@ -151,7 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CrossmarginError as error:
         print(f"crossmargin: error: {error}", file=sys.stderr)
         return 1
-    print(output)
+    if output:
+        print(output)
     return 0
 
 
