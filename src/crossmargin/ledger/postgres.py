@@ -1,0 +1,311 @@
+"""The production event store: PostgreSQL through psycopg 3, one transaction per batch.
+
+What it owns: the PostgreSQL implementation of ``ledger.store.EventStore`` (see that module for
+the rules every backend keeps).
+
+Durability: the session sets ``synchronous_commit = on``, so COMMIT returns only after the server
+has flushed its WAL (and, where configured, a synchronous standby has it); ``append_batch`` returns
+only after its COMMIT. The server's own ``fsync`` setting is read at connect time and exposed as
+``server_fsync`` so a benchmark or health check can report a server that does not really sync.
+
+Concurrency: one connection per store object, calls serialised by a lock. Each append locks
+``ledger_entries`` in SHARE ROW EXCLUSIVE mode (writers queue, readers do not) before reading
+``MAX(seq)``, so sequence numbers stay gapless even with several writer processes; a sequence
+object would leave gaps on rollback. A batch's rows go to the server in one pipeline
+(``executemany``), so a batch costs a few round trips and one WAL flush regardless of its size.
+
+If the connection drops during COMMIT the outcome is unknown; ``append_batch`` raises
+``StorageError`` and the caller should reopen the store and ask ``lookup_command`` for the ids.
+
+Schema: the same three tables as the SQLite store (``ledger_meta``, ``ledger_entries``,
+``ledger_snapshots``; JSON kept as TEXT so the stored bytes are exactly the canonical encoding),
+created if missing inside the PostgreSQL schema given at open (``public`` by default; created if
+missing too).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from crossmargin.core.errors import Conflict, InvalidInput, InvariantViolation, StorageError
+from crossmargin.ledger.codec import text_hash
+from crossmargin.ledger.store import (
+    READ_PAGE_SIZE,
+    DuplicateCommand,
+    EncodedEntry,
+    EntryLike,
+    Snapshot,
+    StoredEntry,
+    decode_entry,
+    encode_entries,
+    validate_after_seq,
+    validate_command_id,
+    validate_snapshot,
+)
+
+STORE_SCHEMA_VERSION = 1
+CONNECT_TIMEOUT_SECONDS = 10
+DEFAULT_SCHEMA = "public"
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ledger_entries ("
+    " seq BIGINT PRIMARY KEY,"
+    " command_id TEXT NOT NULL UNIQUE,"
+    " command TEXT NOT NULL,"
+    " result TEXT NOT NULL,"
+    " events TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ledger_snapshots ("
+    " seq BIGINT PRIMARY KEY,"
+    " state TEXT NOT NULL,"
+    " state_hash TEXT NOT NULL)",
+)
+_SELECT_ENTRY = "SELECT seq, command_id, command, result, events FROM ledger_entries"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (safe to show in messages and logs)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable database URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def _describe(error: psycopg.Error) -> str:
+    text = str(error).strip() or type(error).__name__
+    return " ".join(text.split())
+
+
+class _ConstraintFailed(StorageError):
+    """A unique constraint refused the transaction; it was rolled back."""
+
+
+class PostgresEventStore:
+    """The event store in a PostgreSQL database (tables created if missing unless ``create=False``)."""
+
+    def __init__(self, url: str, *, schema: str = DEFAULT_SCHEMA, create: bool = True) -> None:
+        if not isinstance(schema, str) or not schema or len(schema) > 63:
+            raise InvalidInput("schema", "must be a PostgreSQL identifier of 1 to 63 characters")
+        self.url = redact_url(url)
+        self.schema = schema
+        self._lock = threading.RLock()
+        self._closed = True
+        try:
+            self._connection = psycopg.connect(
+                url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+            )
+        except psycopg.Error as error:
+            raise StorageError(f"cannot connect to {self.url}: {_describe(error)}") from None
+        self._closed = False
+        try:
+            self.server_fsync = self._configure()
+            self._create_schema(create)
+        except BaseException:
+            self.close()
+            raise
+
+    def _configure(self) -> bool:
+        try:
+            with self._connection.cursor() as cursor:
+                cursor.execute("SET synchronous_commit TO on")
+                cursor.execute(
+                    "SELECT set_config('search_path', %s, false)",
+                    (sql.Identifier(self.schema).as_string(self._connection),),
+                )
+                cursor.execute("SHOW fsync")
+                row = cursor.fetchone()
+        except psycopg.Error as error:
+            raise StorageError(f"{self.url}: {_describe(error)}") from None
+        return row is not None and str(row[0]) == "on"
+
+    def _create_schema(self, create: bool) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM information_schema.tables"
+                " WHERE table_schema = %s AND table_name = 'ledger_entries'",
+                (self.schema,),
+            )
+            exists = cursor.fetchone() is not None
+            if not exists:
+                if not create:
+                    raise StorageError(f"no event store in schema {self.schema!r} at {self.url}")
+                # Serialise concurrent creators: CREATE ... IF NOT EXISTS alone can still race.
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.schema,))
+                cursor.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+                )
+                for statement in _SCHEMA:
+                    cursor.execute(statement)
+            cursor.execute(
+                "INSERT INTO ledger_meta (key, value) VALUES ('store_schema', %s)"
+                " ON CONFLICT (key) DO NOTHING",
+                (str(STORE_SCHEMA_VERSION),),
+            )
+            cursor.execute("SELECT value FROM ledger_meta WHERE key = 'store_schema'")
+            row = cursor.fetchone()
+        if row is None or row[0] != str(STORE_SCHEMA_VERSION):
+            found = None if row is None else row[0]
+            raise StorageError(
+                f"schema {self.schema!r} at {self.url} has store schema {found}; "
+                f"this build reads {STORE_SCHEMA_VERSION}"
+            )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
+        """BEGIN ... COMMIT (durable: synchronous_commit=on); rolled back on any exception."""
+        with self._lock:
+            self._check_open()
+            try:
+                with self._connection.transaction(), self._connection.cursor() as cursor:
+                    yield cursor
+            except psycopg.errors.UniqueViolation as error:
+                raise _ConstraintFailed(f"{self.url}: {_describe(error)}") from None
+            except psycopg.Error as error:
+                raise StorageError(f"{self.url}: {_describe(error)}") from None
+
+    @contextmanager
+    def _reading(self) -> Iterator[psycopg.Cursor[Any]]:
+        with self._lock:
+            self._check_open()
+            try:
+                with self._connection.cursor() as cursor:
+                    yield cursor
+            except psycopg.Error as error:
+                raise StorageError(f"{self.url}: {_describe(error)}") from None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError(f"the event store at {self.url} is closed")
+
+    def append_batch(self, entries: Sequence[EntryLike]) -> list[int]:
+        encoded = encode_entries(entries)
+        if not encoded:
+            return []
+        try:
+            with self._transaction() as cursor:
+                cursor.execute("LOCK TABLE ledger_entries IN SHARE ROW EXCLUSIVE MODE")
+                cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger_entries")
+                row = cursor.fetchone()
+                first = int(row[0]) + 1 if row is not None else 1
+                cursor.executemany(
+                    "INSERT INTO ledger_entries (seq, command_id, command, result, events)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    [
+                        (first + offset, e.command_id, e.command_text, e.result_text, e.events_text)
+                        for offset, e in enumerate(encoded)
+                    ],
+                )
+        except _ConstraintFailed as error:
+            duplicates = self._existing_ids(encoded)
+            if duplicates:
+                raise DuplicateCommand(duplicates) from None
+            raise StorageError(str(error)) from None
+        return list(range(first, first + len(encoded)))
+
+    def _existing_ids(self, encoded: list[EncodedEntry]) -> list[str]:
+        ids = [entry.command_id for entry in encoded]
+        with self._reading() as cursor:
+            cursor.execute(
+                "SELECT command_id FROM ledger_entries WHERE command_id = ANY(%s)", (ids,)
+            )
+            found = {str(row[0]) for row in cursor.fetchall()}
+        return [command_id for command_id in ids if command_id in found]
+
+    def read(self, after_seq: int = 0) -> Iterator[StoredEntry]:
+        return self._pages(validate_after_seq(after_seq))
+
+    def _pages(self, after_seq: int) -> Iterator[StoredEntry]:
+        cursor_seq = after_seq
+        while True:
+            with self._reading() as cursor:
+                cursor.execute(
+                    _SELECT_ENTRY + " WHERE seq > %s ORDER BY seq LIMIT %s",
+                    (cursor_seq, READ_PAGE_SIZE),
+                )
+                rows = cursor.fetchall()
+            for row in rows:
+                yield decode_entry(int(row[0]), row[1], row[2], row[3], row[4])
+            if len(rows) < READ_PAGE_SIZE:
+                return
+            cursor_seq = int(rows[-1][0])
+
+    def lookup_command(self, command_id: str) -> StoredEntry | None:
+        validate_command_id(command_id)
+        with self._reading() as cursor:
+            cursor.execute(_SELECT_ENTRY + " WHERE command_id = %s", (command_id,))
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        return decode_entry(int(row[0]), row[1], row[2], row[3], row[4])
+
+    def last_seq(self) -> int:
+        with self._reading() as cursor:
+            cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger_entries")
+            row = cursor.fetchone()
+        return int(row[0]) if row is not None else 0
+
+    def save_snapshot(self, seq: int, state_json: str, state_hash: str) -> None:
+        with self._transaction() as cursor:
+            # Appends hold this lock too, so the seq checked here cannot move until COMMIT.
+            cursor.execute("LOCK TABLE ledger_entries IN SHARE ROW EXCLUSIVE MODE")
+            cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger_entries")
+            row = cursor.fetchone()
+            validate_snapshot(seq, state_json, state_hash, int(row[0]) if row is not None else 0)
+            cursor.execute("SELECT state_hash FROM ledger_snapshots WHERE seq = %s", (seq,))
+            existing = cursor.fetchone()
+            if existing is not None:
+                if existing[0] != state_hash:
+                    raise Conflict(
+                        "snapshot_mismatch",
+                        f"a different state is already saved at seq {seq}: replay is not "
+                        "deterministic or the log changed",
+                    )
+                return
+            cursor.execute(
+                "INSERT INTO ledger_snapshots (seq, state, state_hash) VALUES (%s, %s, %s)",
+                (seq, state_json, state_hash),
+            )
+
+    def latest_snapshot(self) -> Snapshot | None:
+        with self._reading() as cursor:
+            cursor.execute(
+                "SELECT seq, state, state_hash FROM ledger_snapshots ORDER BY seq DESC LIMIT 1"
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        seq, state_json, stored_hash = int(row[0]), str(row[1]), str(row[2])
+        if text_hash(state_json) != stored_hash:
+            raise InvariantViolation(f"snapshot at seq {seq} does not match its stored hash")
+        return Snapshot(seq=seq, state_json=state_json, state_hash=stored_hash)
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._connection.close()
+
+    def __enter__(self) -> PostgresEventStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresEventStore({self.url!r}, schema={self.schema!r})"

@@ -1,0 +1,282 @@
+"""The embedded event store: one SQLite file in WAL mode, fsync on every commit.
+
+What it owns: the SQLite implementation of ``ledger.store.EventStore`` (see that module for the
+rules every backend keeps).
+
+Durability: ``journal_mode=WAL`` and ``synchronous=FULL``, so each COMMIT fsyncs the write-ahead
+log before it returns; ``append_batch`` returns only after its COMMIT. A process killed at any
+moment (SIGKILL, power loss after the fsync) leaves the file with every returned batch and no part
+of an unreturned one: SQLite rolls back an uncommitted WAL tail when the file is next opened.
+
+Concurrency: one connection per store object, used by one writer at a time (a lock serialises
+calls from several threads of the same process). Every write transaction starts with
+``BEGIN IMMEDIATE``, which takes the database's write lock up front, so two processes that open
+the same file still get gapless sequence numbers; readers in other processes (``crossmargin
+check``) run concurrently under WAL without blocking the writer.
+
+Schema (``STORE_SCHEMA_VERSION``)::
+
+    ledger_meta      (key TEXT PRIMARY KEY, value TEXT)            store_schema = 1
+    ledger_entries   (seq INTEGER PRIMARY KEY, command_id TEXT UNIQUE, command TEXT,
+                      result TEXT, events TEXT)                    texts from codec.encode_record
+    ledger_snapshots (seq INTEGER PRIMARY KEY, state TEXT, state_hash TEXT)
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from crossmargin.core.errors import Conflict, InvariantViolation, StorageError
+from crossmargin.ledger.codec import text_hash
+from crossmargin.ledger.store import (
+    READ_PAGE_SIZE,
+    DuplicateCommand,
+    EncodedEntry,
+    EntryLike,
+    Snapshot,
+    StoredEntry,
+    decode_entry,
+    encode_entries,
+    validate_after_seq,
+    validate_command_id,
+    validate_snapshot,
+)
+
+STORE_SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+_ID_CHUNK = 500
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ledger_entries ("
+    " seq INTEGER PRIMARY KEY,"
+    " command_id TEXT NOT NULL UNIQUE,"
+    " command TEXT NOT NULL,"
+    " result TEXT NOT NULL,"
+    " events TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ledger_snapshots ("
+    " seq INTEGER PRIMARY KEY,"
+    " state TEXT NOT NULL,"
+    " state_hash TEXT NOT NULL)",
+)
+
+
+class _ConstraintFailed(StorageError):
+    """A constraint (the unique command id) refused the transaction; it was rolled back."""
+
+
+class SqliteEventStore:
+    """The event store in one SQLite file (created when missing unless ``create=False``)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise StorageError(f"no event store at {self.path}")
+        self._lock = threading.RLock()
+        try:
+            self._connection = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as error:
+            raise StorageError(f"cannot open SQLite event store {self.path}: {error}") from None
+        self._closed = False
+        try:
+            self._configure()
+            self._create_schema()
+        except BaseException:
+            self._connection.close()
+            self._closed = True
+            raise
+
+    def _configure(self) -> None:
+        try:
+            self._connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = self._connection.execute("PRAGMA journal_mode = WAL").fetchone()
+            self._connection.execute("PRAGMA synchronous = FULL")
+            # macOS only: make fsync reach the platter, not just the drive cache.
+            self._connection.execute("PRAGMA fullfsync = ON")
+            synchronous = self._connection.execute("PRAGMA synchronous").fetchone()
+        except sqlite3.Error as error:
+            raise StorageError(f"cannot open SQLite event store {self.path}: {error}") from None
+        if mode is None or str(mode[0]).lower() != "wal":
+            raise StorageError(f"{self.path}: SQLite refused WAL journaling (got {mode!r})")
+        if synchronous is None or synchronous[0] != 2:  # 2 = FULL
+            raise StorageError(f"{self.path}: SQLite refused synchronous=FULL")
+
+    def _create_schema(self) -> None:
+        with self._transaction() as cursor:
+            for statement in _SCHEMA:
+                cursor.execute(statement)
+            cursor.execute(
+                "INSERT OR IGNORE INTO ledger_meta (key, value) VALUES ('store_schema', ?)",
+                (str(STORE_SCHEMA_VERSION),),
+            )
+            row = cursor.execute(
+                "SELECT value FROM ledger_meta WHERE key = 'store_schema'"
+            ).fetchone()
+        if row is None or row[0] != str(STORE_SCHEMA_VERSION):
+            found = None if row is None else row[0]
+            raise StorageError(
+                f"{self.path} has store schema {found}; this build reads {STORE_SCHEMA_VERSION}"
+            )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        """BEGIN IMMEDIATE ... COMMIT (which fsyncs); roll back on any exception."""
+        with self._lock:
+            self._check_open()
+            cursor = self._connection.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as error:
+                raise StorageError(f"{self.path}: cannot start a transaction: {error}") from None
+            try:
+                yield cursor
+                cursor.execute("COMMIT")
+            except BaseException as error:
+                if self._connection.in_transaction:
+                    with suppress(sqlite3.Error):
+                        self._connection.execute("ROLLBACK")
+                if isinstance(error, sqlite3.IntegrityError):
+                    raise _ConstraintFailed(f"{self.path}: {error}") from None
+                if isinstance(error, sqlite3.Error):
+                    raise StorageError(f"{self.path}: {error}") from None
+                raise
+            finally:
+                cursor.close()
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._check_open()
+            try:
+                yield self._connection
+            except sqlite3.Error as error:
+                raise StorageError(f"{self.path}: {error}") from None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError(f"the event store {self.path} is closed")
+
+    def append_batch(self, entries: Sequence[EntryLike]) -> list[int]:
+        encoded = encode_entries(entries)
+        if not encoded:
+            return []
+        try:
+            with self._transaction() as cursor:
+                row = cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger_entries").fetchone()
+                first = int(row[0]) + 1
+                cursor.executemany(
+                    "INSERT INTO ledger_entries (seq, command_id, command, result, events)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (first + offset, e.command_id, e.command_text, e.result_text, e.events_text)
+                        for offset, e in enumerate(encoded)
+                    ],
+                )
+        except _ConstraintFailed as error:
+            duplicates = self._existing_ids(encoded)
+            if duplicates:
+                raise DuplicateCommand(duplicates) from None
+            raise StorageError(str(error)) from None
+        return list(range(first, first + len(encoded)))
+
+    def _existing_ids(self, encoded: list[EncodedEntry]) -> list[str]:
+        ids = [entry.command_id for entry in encoded]
+        found: set[str] = set()
+        with self._reading() as connection:
+            for start in range(0, len(ids), _ID_CHUNK):
+                chunk = ids[start : start + _ID_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = connection.execute(
+                    f"SELECT command_id FROM ledger_entries WHERE command_id IN ({marks})", chunk
+                ).fetchall()
+                found.update(str(row[0]) for row in rows)
+        return [command_id for command_id in ids if command_id in found]
+
+    def read(self, after_seq: int = 0) -> Iterator[StoredEntry]:
+        return self._pages(validate_after_seq(after_seq))
+
+    def _pages(self, after_seq: int) -> Iterator[StoredEntry]:
+        cursor_seq = after_seq
+        while True:
+            with self._reading() as connection:
+                rows = connection.execute(
+                    "SELECT seq, command_id, command, result, events FROM ledger_entries"
+                    " WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (cursor_seq, READ_PAGE_SIZE),
+                ).fetchall()
+            for row in rows:
+                yield decode_entry(int(row[0]), row[1], row[2], row[3], row[4])
+            if len(rows) < READ_PAGE_SIZE:
+                return
+            cursor_seq = int(rows[-1][0])
+
+    def lookup_command(self, command_id: str) -> StoredEntry | None:
+        validate_command_id(command_id)
+        with self._reading() as connection:
+            row = connection.execute(
+                "SELECT seq, command_id, command, result, events FROM ledger_entries"
+                " WHERE command_id = ?",
+                (command_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        return decode_entry(int(row[0]), row[1], row[2], row[3], row[4])
+
+    def last_seq(self) -> int:
+        with self._reading() as connection:
+            row = connection.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger_entries").fetchone()
+        return int(row[0])
+
+    def save_snapshot(self, seq: int, state_json: str, state_hash: str) -> None:
+        with self._transaction() as cursor:
+            row = cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger_entries").fetchone()
+            validate_snapshot(seq, state_json, state_hash, int(row[0]))
+            existing = cursor.execute(
+                "SELECT state_hash FROM ledger_snapshots WHERE seq = ?", (seq,)
+            ).fetchone()
+            if existing is not None:
+                if existing[0] != state_hash:
+                    raise Conflict(
+                        "snapshot_mismatch",
+                        f"a different state is already saved at seq {seq}: replay is not "
+                        "deterministic or the log changed",
+                    )
+                return
+            cursor.execute(
+                "INSERT INTO ledger_snapshots (seq, state, state_hash) VALUES (?, ?, ?)",
+                (seq, state_json, state_hash),
+            )
+
+    def latest_snapshot(self) -> Snapshot | None:
+        with self._reading() as connection:
+            row = connection.execute(
+                "SELECT seq, state, state_hash FROM ledger_snapshots ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        if row is None:
+            return None
+        seq, state_json, stored_hash = int(row[0]), str(row[1]), str(row[2])
+        if text_hash(state_json) != stored_hash:
+            raise InvariantViolation(f"snapshot at seq {seq} does not match its stored hash")
+        return Snapshot(seq=seq, state_json=state_json, state_hash=stored_hash)
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._connection.close()
+
+    def __enter__(self) -> SqliteEventStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteEventStore({str(self.path)!r})"
