@@ -54,68 +54,129 @@ JsonValue: TypeAlias = (
 """A decoded value: what ``decode``/``decode_record`` return (Decimals are real Decimals)."""
 
 
+# Precision, exponent range: as large as the decimal module allows, so ``normalize`` never rounds.
+_EXACT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+
+
 def exact_decimal_text(value: Decimal) -> str:
-    """``value`` without exponent or trailing zeros, never rounded (``normalize`` alone would
-    round to the context's 28 digits)."""
+    """``value`` without exponent or trailing zeros, never rounded (``normalize`` under the
+    default context would round to 28 digits)."""
     if value.is_zero():
         return "0"
-    digits = len(value.as_tuple().digits)
-    exact = decimal.Context(prec=digits, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
-    return format(value.normalize(exact), "f")
+    return format(value.normalize(_EXACT), "f")
+
+
+class _Unstorable(Exception):
+    """Raised inside the walk; ``parts`` collects the path on the way out (innermost first)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.parts: list[str] = []
 
 
 def to_json_value(value: object, path: str = "$") -> Any:
-    """Convert ``value`` to plain JSON-able data with tagged Decimals; ``path`` names bad fields."""
-    if value is None or isinstance(value, bool | int | str):
-        if isinstance(value, Enum):
-            return to_json_value(value.value, path)
+    """Convert ``value`` to plain JSON-able data with tagged Decimals.
+
+    A value that cannot be stored exactly raises ``InvalidInput`` whose field is the dotted path
+    below ``path`` (``$.events[1].price``). The walk dispatches on exact built-in types first and
+    builds no path strings unless something fails: it runs once per appended payload.
+    """
+    try:
+        return _convert(value)
+    except _Unstorable as error:
+        raise InvalidInput(path + "".join(reversed(error.parts)), error.problem) from None
+
+
+def _convert(value: object) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
         return value
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise InvalidInput(path, "a Decimal must be finite")
-        return {DECIMAL_TAG: exact_decimal_text(value)}
-    if isinstance(value, Enum):
-        return to_json_value(value.value, path)
-    if isinstance(value, float):
-        raise InvalidInput(path, "binary floats are not stored; use Decimal")
-    if isinstance(value, Mapping):
-        result: dict[str, Any] = {}
-        for key, item in value.items():
+    if kind is Decimal:
+        return _convert_decimal(value)  # type: ignore[arg-type]
+    if kind is dict:
+        return _convert_mapping(value)  # type: ignore[arg-type]
+    if kind is list or kind is tuple:
+        return _convert_sequence(value)  # type: ignore[arg-type]
+    return _convert_other(value)
+
+
+def _convert_decimal(value: Decimal) -> dict[str, str]:
+    if not value.is_finite():
+        raise _Unstorable("a Decimal must be finite")
+    return {DECIMAL_TAG: exact_decimal_text(value)}
+
+
+def _convert_mapping(value: Mapping[Any, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, item in value.items():
+        if type(key) is not str:
+            if isinstance(key, Enum):
+                key = key.value
             if not isinstance(key, str):
-                raise InvalidInput(path, f"object keys must be strings, got {type(key).__name__}")
-            if key.startswith("$"):
-                raise InvalidInput(f"{path}.{key}", "keys starting with '$' are reserved")
-            result[key] = to_json_value(item, f"{path}.{key}")
-        return result
+                raise _Unstorable(f"object keys must be strings, got {type(key).__name__}")
+            key = str.__str__(key)
+        if key[:1] == "$":
+            error = _Unstorable("keys starting with '$' are reserved")
+            error.parts.append(f".{key}")
+            raise error
+        try:
+            result[key] = _convert(item)
+        except _Unstorable as error:
+            error.parts.append(f".{key}")
+            raise
+    return result
+
+
+def _convert_sequence(value: list[Any] | tuple[Any, ...]) -> list[Any]:
+    result = []
+    for index, item in enumerate(value):
+        try:
+            result.append(_convert(item))
+        except _Unstorable as error:
+            error.parts.append(f"[{index}]")
+            raise
+    return result
+
+
+def _convert_other(value: object) -> Any:
+    """Subclasses and the less common types: enums, mappings, dataclasses; floats refused."""
+    if isinstance(value, Enum):
+        return _convert(value.value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, Decimal):
+        return _convert_decimal(value)
+    if isinstance(value, float):
+        raise _Unstorable("binary floats are not stored; use Decimal")
+    if isinstance(value, Mapping):
+        return _convert_mapping(value)
     if isinstance(value, list | tuple):
-        return [to_json_value(item, f"{path}[{index}]") for index, item in enumerate(value)]
+        return _convert_sequence(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
-        return to_json_value(fields, path)
-    raise InvalidInput(path, f"cannot store a value of type {type(value).__name__}")
+        return _convert_mapping(fields)
+    raise _Unstorable(f"cannot store a value of type {type(value).__name__}")
 
 
-def from_json_value(value: Any, path: str = "$") -> JsonValue:
-    """Inverse of ``to_json_value``: untag Decimals, recursively."""
-    if isinstance(value, dict):
-        if DECIMAL_TAG in value:
-            text = value[DECIMAL_TAG]
-            if len(value) != 1 or not isinstance(text, str):
-                raise StorageError(f"malformed decimal at {path}: {value!r}")
-            try:
-                number = Decimal(text)
-            except ArithmeticError:
-                raise StorageError(f"malformed decimal at {path}: {text!r}") from None
-            if not number.is_finite():
-                raise StorageError(f"non-finite decimal at {path}: {text!r}")
-            return number
-        return {key: from_json_value(item, f"{path}.{key}") for key, item in value.items()}
-    if isinstance(value, list):
-        return [from_json_value(item, f"{path}[{index}]") for index, item in enumerate(value)]
-    if isinstance(value, float):
-        raise StorageError(f"binary float at {path}")
-    result: JsonValue = value
-    return result
+def _untag(value: dict[str, Any]) -> Any:
+    """``json.loads`` object hook: a tagged Decimal becomes a ``Decimal``; other objects stay."""
+    if DECIMAL_TAG not in value:
+        return value
+    text = value[DECIMAL_TAG]
+    if len(value) != 1 or not isinstance(text, str):
+        raise StorageError(f"malformed stored decimal {value!r}")
+    try:
+        number = Decimal(text)
+    except ArithmeticError:
+        raise StorageError(f"malformed stored decimal {text!r}") from None
+    if not number.is_finite():
+        raise StorageError(f"non-finite stored decimal {text!r}")
+    return number
 
 
 def canonical_json(value: object) -> str:
@@ -136,10 +197,12 @@ def _reject_constant(name: str) -> Any:
 def decode(text: str) -> JsonValue:
     """Parse canonical (or any valid) JSON text back into values with real Decimals."""
     try:
-        raw = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+        result: JsonValue = json.loads(
+            text, parse_float=Decimal, parse_constant=_reject_constant, object_hook=_untag
+        )
     except json.JSONDecodeError as error:
         raise StorageError(f"stored JSON is malformed: {error}") from None
-    return from_json_value(raw)
+    return result
 
 
 def text_hash(text: str) -> str:
