@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -39,6 +40,20 @@ def test_good_file_loads_exact_decimals_and_symbol_from_name(tmp_path: Path) -> 
     assert candle.low == Decimal("7170.15")
     assert candle.volume == Decimal("2449.049")
     assert loaded.warnings == ()
+
+
+def test_byte_order_mark_and_crlf_line_ends_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "ETHUSDT_1h.csv"
+    path.write_bytes(("\ufeff" + csv_text(rows(2)).replace("\n", "\r\n")).encode("utf-8"))
+    assert len(load_candles(path).series) == 2
+
+
+def test_series_built_by_hand_must_be_ordered_and_non_empty(tmp_path: Path) -> None:
+    series = load_candles(write(tmp_path, csv_text(rows(2)))).series
+    with pytest.raises(InvalidInput, match="strictly increasing"):
+        replace(series, candles=series.candles[::-1])
+    with pytest.raises(InvalidInput, match="at least one candle"):
+        replace(series, candles=())
 
 
 def test_non_utc_offset_is_converted_to_utc(tmp_path: Path) -> None:

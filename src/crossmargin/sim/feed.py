@@ -222,6 +222,10 @@ def paced(marks: Iterable[PriceMark], *, speed: float, clock: Clock) -> Iterator
     """
     if not (speed > 0 and math.isfinite(speed)):
         raise InvalidInput("speed", f"must be a positive finite factor, got {speed}")
+    return _paced(marks, speed, clock)
+
+
+def _paced(marks: Iterable[PriceMark], speed: float, clock: Clock) -> Iterator[PriceMark]:
     first: datetime | None = None
     started = 0.0
     for mark in marks:

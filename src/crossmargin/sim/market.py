@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import csv
 import decimal
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -136,6 +137,13 @@ class CandleSeries:
     _index: dict[datetime, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if not self.candles:
+            raise InvalidInput("candles", f"a {self.symbol} series needs at least one candle")
+        for earlier, later in itertools.pairwise(self.candles):
+            if later.timestamp <= earlier.timestamp:
+                raise InvalidInput(
+                    "candles", f"{self.symbol} candles must be strictly increasing in time"
+                )
         object.__setattr__(
             self, "_index", {candle.timestamp: i for i, candle in enumerate(self.candles)}
         )
@@ -266,7 +274,7 @@ def load_candles(
     """Read and validate a candle CSV file; see the module docstring for the rules."""
     file_path = Path(path)
     try:
-        text = file_path.read_text(encoding="utf-8")
+        text = file_path.read_text(encoding="utf-8-sig")  # tolerate a byte-order mark
     except (OSError, UnicodeDecodeError) as error:
         raise InvalidInput(str(file_path), f"cannot read candle file: {error}") from None
     return parse_candles(
