@@ -43,9 +43,27 @@ MARGIN_CALL_THRESHOLD = Decimal("0.8")
 QUANTITY_QUANTUM = Decimal("1e-8")
 
 
-def after_mark_update(d: Decision, symbol: str) -> dict[str, Any]:
+def after_mark_update(d: Decision, symbol: str, *, screened: bool = True) -> dict[str, Any]:
+    """Liquidate and warn the holders of ``symbol`` after its mark moved.
+
+    With a screen (kept by the writer) only the accounts it flags, the accounts this command
+    already touched and those with an open margin call are confirmed by the Decimal core;
+    without one (or ``screened=False``, e.g. after funding moved every holder's wallet) every
+    holder is.
+    """
     liquidations = 0
-    for account_id in sorted(d.draft.holders.get(symbol, frozenset())):
+    holders = d.draft.holders.get(symbol, frozenset())
+    screen = d.draft.base.screen
+    if screened and screen is not None:
+        price = d.draft.marks[symbol]
+        flagged = screen.tick(symbol, float(price), float(MARGIN_CALL_THRESHOLD))
+        overlay = d.draft.accounts.maps[0] if hasattr(d.draft.accounts, "maps") else {}
+        flagged |= {a for a in overlay if a in holders}
+        flagged |= {a for a in holders if d.draft.accounts[a].margin_calls}
+        candidates = sorted(flagged & holders)
+    else:
+        candidates = sorted(holders)
+    for account_id in candidates:
         for scope, *_rest, liquidatable in scopes_at_risk(d.draft, d.draft.accounts[account_id]):
             if liquidatable:
                 liquidate_scope(d, account_id, scope)

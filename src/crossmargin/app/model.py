@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
 
+from crossmargin.batch.screen import LiquidationScreen
 from crossmargin.core.instrument import Instrument
 from crossmargin.core.numbers import ZERO
 from crossmargin.core.position import MarginMode, Position, PositionMode, Side
@@ -126,6 +127,7 @@ class EngineState:
         self.order_ids: MutableMapping[str, str] = {}  # order id -> account
         self.holders: MutableMapping[str, frozenset[str]] = {}  # symbol -> accounts with a position
         self.sequence = 0  # events applied
+        self.screen: LiquidationScreen | None = None  # float pre-screen, kept by the writer
 
     def draft(self) -> Draft:
         return Draft(self)

@@ -6,7 +6,9 @@
   is durable. If the append fails, memory is untouched (drafts are dropped) and StorageError
   propagates.
 * Idempotency: each command's ``command_id`` is its key. A repeated id returns the first result
-  (from memory, or from the store's index after a restart) and applies nothing.
+  and applies nothing. Loading reads every entry's id and result (events only after the
+  snapshot), so the check is a dictionary lookup; the store's unique index on the id is the
+  backstop (a duplicate that slipped through would fail the append, not apply twice).
 * The first entry of a log is ``genesis``: the engine's configuration (venue, symbols, matching),
   so a restart cannot silently change the rules the log was written under.
 * Snapshots (state JSON + state hash) are written every ``snapshot_every`` entries; loading starts
@@ -18,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from crossmargin.app import screening
 from crossmargin.app.decide import Outcome, decide
 from crossmargin.app.events import evolve
 from crossmargin.app.model import EngineState
@@ -85,13 +88,18 @@ class Engine:
                 raise InvariantViolation("snapshot is not an object")
             state_from_data(self.state, data)
             after = snapshot.seq
-        for entry in self.store.read(after):
+        for entry in self.store.read(0):
+            # Every id's first result stays in memory, so a new command needs no store lookup.
+            self.results[entry.command_id] = dict(entry.result)
+            if entry.seq <= after:
+                continue
             for event in entry.events:
                 if not isinstance(event, dict):
                     raise InvariantViolation(f"entry {entry.seq} holds a non-object event")
                 evolve(self.state, event)
             self.last_seq = entry.seq
         self.last_seq = max(self.last_seq, after)
+        screening.rebuild(self.state)
 
     def execute(self, command: dict[str, Any]) -> dict[str, Any]:
         return self.execute_batch([command])[0]
@@ -115,6 +123,7 @@ class Engine:
                 continue
             if outcome.draft is not None:
                 outcome.draft.commit()  # later commands of the batch see this one
+                screening.sync(self.state, screening.touched_accounts(outcome.events))
             outcomes.append(outcome)
             pending.append((command_id, command, outcome.result, outcome.events))
             seen_here[command_id] = outcome.result
@@ -132,16 +141,12 @@ class Engine:
         return results
 
     def _first_result(self, command_id: str) -> dict[str, Any] | None:
-        known = self.results.get(command_id)
-        if known is not None:
-            return known
-        stored = self.store.lookup_command(command_id)
-        return None if stored is None else dict(stored.result)
+        return self.results.get(command_id)
 
     def _reload(self) -> None:
         """Memory ran ahead of a failed append: rebuild it from the log."""
         self.state = build_state(self.config)
-        self.results.clear()
+        self.results = {}
         self.last_seq = 0
         self._load()
 

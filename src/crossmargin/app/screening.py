@@ -1,0 +1,59 @@
+"""Keeping the batch liquidation screen (batch.screen) in step with the engine's state.
+
+The writer calls :func:`sync` with the accounts that a committed command touched, and
+:func:`rebuild` after loading. ``decide`` asks the screen which accounts to confirm with the
+Decimal core on a mark update; the core alone decides and emits events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from crossmargin.app.model import EngineState
+from crossmargin.batch.screen import LiquidationScreen
+from crossmargin.core.numbers import ZERO
+
+
+def touched_accounts(events: Iterable[dict[str, Any]]) -> set[str]:
+    accounts: set[str] = set()
+    for event in events:
+        if "account" in event:
+            accounts.add(str(event["account"]))
+        for ledger, _ in event.get("postings") or ():
+            kind, _, rest = str(ledger).partition(":")
+            if kind in ("wallet", "isolated"):
+                accounts.add(rest.split(":")[0])
+    return accounts
+
+
+def sync(state: EngineState, accounts: Iterable[str]) -> None:
+    screen = state.screen
+    if screen is None:
+        return
+    for account_id in accounts:
+        account = state.accounts.get(account_id)
+        if account is None:
+            continue
+        rows = []
+        for (symbol, slot), position in account.positions.items():
+            margin = (
+                float(account.isolated.get((symbol, slot), ZERO)) if position.is_isolated else None
+            )
+            rows.append(
+                (
+                    symbol,
+                    slot,
+                    float(position.signed_quantity),
+                    float(position.side.sign * position.entry_notional),
+                    margin,
+                )
+            )
+        screen.sync_account(account_id, float(account.wallet), rows)
+
+
+def rebuild(state: EngineState) -> None:
+    state.screen = LiquidationScreen(state.rules, state.instruments)
+    for symbol, price in state.marks.items():
+        state.screen.marks[symbol] = float(price)
+    sync(state, list(state.accounts))
