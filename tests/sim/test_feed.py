@@ -11,6 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from crossmargin.core.errors import Conflict, InvalidInput
 from crossmargin.core.position import Side
@@ -331,3 +333,19 @@ def test_ccxt_exchange_needs_the_extra_and_builds_by_id(monkeypatch: pytest.Monk
     assert built.options == {"enableRateLimit": True}
     with pytest.raises(InvalidInput, match="no exchange"):
         ccxt_exchange("nosuchvenue")
+
+
+PRICES = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal(100000), places=4)
+
+
+@given(st.lists(PRICES, min_size=4, max_size=4), st.booleans())
+def test_intrabar_path_visits_both_extremes_nearer_one_first(
+    values: list[Decimal], rising: bool
+) -> None:
+    low, first, second, high = sorted(values)
+    open_, close = (first, second) if rising else (second, first)
+    bar = candle(str(open_), str(high), str(low), str(close))
+    path = intrabar_path(bar)
+    assert (path[0], path[3]) == (bar.open, bar.close)
+    assert sorted(path[1:3]) == [bar.low, bar.high]
+    assert abs(path[1] - bar.open) <= abs(path[2] - bar.open)
