@@ -22,7 +22,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Protocol
 
-from crossmargin.app.model import Account, Ledgers, Order, OrderType, mapping_delete
+from crossmargin.app.model import CALLED, Account, Ledgers, Order, OrderType, mapping_delete
 from crossmargin.core.errors import InvariantViolation
 from crossmargin.core.instrument import Instrument
 from crossmargin.core.numbers import ZERO
@@ -130,12 +130,10 @@ def _apply_position(state: StateLike, change: dict[str, Any]) -> None:
     else:
         positions[(symbol, slot)] = position_from_dict(after)
     state.accounts[account_id] = dataclasses.replace(account, positions=positions)
-    holders = set(state.holders.get(symbol, frozenset()))
     if any(key[0] == symbol for key in positions):
-        holders.add(account_id)
+        state.holders.add(symbol, account_id)
     else:
-        holders.discard(account_id)
-    state.holders[symbol] = frozenset(holders)
+        state.holders.discard(symbol, account_id)
 
 
 def _apply_order(state: StateLike, data: dict[str, Any]) -> None:
@@ -190,6 +188,10 @@ def _margin_call(state: StateLike, event: Event) -> None:
     else:
         scopes.discard(event["scope"])
     state.accounts[event["account"]] = dataclasses.replace(account, margin_calls=frozenset(scopes))
+    if scopes:
+        state.holders.add(CALLED, event["account"])
+    else:
+        state.holders.discard(CALLED, event["account"])
 
 
 SPECIFIC: dict[str, Callable[[StateLike, Event], None]] = {

@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from crossmargin.app.events import Event
-from crossmargin.app.model import Account
+from crossmargin.app.model import CALLED, Account
 from crossmargin.app.trading import Fill, book_fill, isolated, wallet
 from crossmargin.app.views import book_for, scopes_at_risk
 from crossmargin.core.liquidation import Leg, bankruptcy_price
@@ -52,14 +52,14 @@ def after_mark_update(d: Decision, symbol: str, *, screened: bool = True) -> dic
     holder is.
     """
     liquidations = 0
-    holders = d.draft.holders.get(symbol, frozenset())
+    holders = d.draft.holders.members(symbol)
     screen = d.draft.base.screen
     if screened and screen is not None:
         price = d.draft.marks[symbol]
         flagged = screen.tick(symbol, float(price), float(MARGIN_CALL_THRESHOLD))
         overlay = d.draft.accounts.maps[0] if hasattr(d.draft.accounts, "maps") else {}
         flagged |= {a for a in overlay if a in holders}
-        flagged |= {a for a in holders if d.draft.accounts[a].margin_calls}
+        flagged |= set(d.draft.holders.members(CALLED))
         candidates = sorted(flagged & holders)
     else:
         candidates = sorted(holders)
@@ -319,7 +319,7 @@ def _bankruptcy_price(
 def adl_ranking(d: Decision, symbol: str, side: Any, exclude: str) -> list[tuple[str, str]]:
     """Opposite positions on ``symbol`` ranked for auto-deleveraging, best candidate first."""
     ranked: list[tuple[Decimal, str, str]] = []
-    for account_id in sorted(d.draft.holders.get(symbol, frozenset())):
+    for account_id in sorted(d.draft.holders.members(symbol)):
         if account_id == exclude:
             continue
         account = d.draft.accounts[account_id]

@@ -115,6 +115,59 @@ class Ledgers:
     external: dict[str, Decimal] = field(default_factory=dict)
 
 
+class MembershipIndex:
+    """key -> set of account ids (e.g. symbol -> accounts holding it), mutated on commit only."""
+
+    def __init__(self) -> None:
+        self.sets: dict[str, set[str]] = {}
+
+    def members(self, key: str) -> set[str] | frozenset[str]:
+        return self.sets.get(key, frozenset())
+
+    def add(self, key: str, member: str) -> None:
+        self.sets.setdefault(key, set()).add(member)
+
+    def discard(self, key: str, member: str) -> None:
+        members = self.sets.get(key)
+        if members is not None:
+            members.discard(member)
+
+
+class MembershipDraft:
+    """Additions and removals overlaid on a :class:`MembershipIndex` (O(1) per change)."""
+
+    def __init__(self, base: MembershipIndex) -> None:
+        self.base = base
+        self.added: dict[str, set[str]] = {}
+        self.removed: dict[str, set[str]] = {}
+
+    def members(self, key: str) -> set[str] | frozenset[str]:
+        added, removed = self.added.get(key), self.removed.get(key)
+        base = self.base.members(key)
+        if not added and not removed:
+            return base
+        return (set(base) - (removed or set())) | (added or set())
+
+    def add(self, key: str, member: str) -> None:
+        self.added.setdefault(key, set()).add(member)
+        self.removed.get(key, set()).discard(member)
+
+    def discard(self, key: str, member: str) -> None:
+        self.removed.setdefault(key, set()).add(member)
+        self.added.get(key, set()).discard(member)
+
+    def commit(self) -> None:
+        for key, members in self.removed.items():
+            for member in members:
+                self.base.discard(key, member)
+        for key, members in self.added.items():
+            for member in members:
+                self.base.add(key, member)
+
+
+CALLED = "margin-called"  # key of the index of accounts with an open margin call
+
+
 class EngineState:
     """The live projection. Mutated only by ``evolve`` (through a committed :class:`Draft`)."""
 
@@ -125,7 +178,7 @@ class EngineState:
         self.marks: MutableMapping[str, Decimal] = {}
         self.ledgers = Ledgers()
         self.order_ids: MutableMapping[str, str] = {}  # order id -> account
-        self.holders: MutableMapping[str, frozenset[str]] = {}  # symbol -> accounts with a position
+        self.holders = MembershipIndex()  # symbol -> accounts with a position; CALLED -> accounts
         self.sequence = 0  # events applied
         self.screen: LiquidationScreen | None = None  # float pre-screen, kept by the writer
 
@@ -143,7 +196,7 @@ class Draft:
         self.accounts: MutableMapping[str, Account] = ChainMap({}, base.accounts)
         self.marks: MutableMapping[str, Decimal] = ChainMap({}, base.marks)
         self.order_ids: MutableMapping[str, str] = ChainMap({}, base.order_ids)
-        self.holders: MutableMapping[str, frozenset[str]] = ChainMap({}, base.holders)
+        self.holders = MembershipDraft(base.holders)
         self.ledgers = Ledgers(
             insurance_fund=base.ledgers.insurance_fund,
             fee_income=base.ledgers.fee_income,
@@ -157,7 +210,6 @@ class Draft:
             (self.accounts, base.accounts),
             (self.marks, base.marks),
             (self.order_ids, base.order_ids),
-            (self.holders, base.holders),
         ):
             if isinstance(mine, ChainMap):
                 for key, value in mine.maps[0].items():
@@ -165,6 +217,7 @@ class Draft:
                         theirs.pop(key, None)
                     else:
                         theirs[key] = value
+        self.holders.commit()
         base.ledgers = self.ledgers
         base.sequence = self.sequence
 

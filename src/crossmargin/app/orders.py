@@ -249,7 +249,7 @@ def settle_funding(d: Decision, c: dict[str, Any], _: str) -> None:
         raise reject(Reason.NO_MARK_PRICE, f"no mark price for {symbol} yet")
     postings: list[list[Any]] = []
     payments: list[dict[str, Any]] = []
-    for account_id in sorted(d.draft.holders.get(symbol, frozenset())):
+    for account_id in sorted(d.draft.holders.members(symbol)):
         account = d.draft.accounts[account_id]
         for key, position in sorted(account.positions.items()):
             if key[0] != symbol:

@@ -52,8 +52,30 @@ def sync(state: EngineState, accounts: Iterable[str]) -> None:
         screen.sync_account(account_id, float(account.wallet), rows)
 
 
+def _rows(state: EngineState, account_id: str) -> list[tuple[str, str, float, float, float | None]]:
+    account = state.accounts[account_id]
+    rows = []
+    for (symbol, slot), position in account.positions.items():
+        margin = float(account.isolated.get((symbol, slot), ZERO)) if position.is_isolated else None
+        rows.append(
+            (
+                symbol,
+                slot,
+                float(position.signed_quantity),
+                float(position.side.sign * position.entry_notional),
+                margin,
+            )
+        )
+    return rows
+
+
 def rebuild(state: EngineState) -> None:
-    state.screen = LiquidationScreen(state.rules, state.instruments)
+    screen = LiquidationScreen(state.rules, state.instruments)
     for symbol, price in state.marks.items():
-        state.screen.marks[symbol] = float(price)
-    sync(state, list(state.accounts))
+        screen.marks[symbol] = float(price)
+    wallets = {account_id: float(a.wallet) for account_id, a in state.accounts.items()}
+    screen.load(
+        wallets,
+        ((a, *row) for a in state.accounts for row in _rows(state, a)),
+    )
+    state.screen = screen

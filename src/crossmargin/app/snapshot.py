@@ -16,7 +16,7 @@ from crossmargin.app.events import (
     position_from_dict,
     position_to_dict,
 )
-from crossmargin.app.model import Account, EngineState, Ledgers
+from crossmargin.app.model import CALLED, Account, EngineState, Ledgers
 from crossmargin.core.position import MarginMode, PositionMode
 
 
@@ -74,7 +74,9 @@ def state_from_data(state: EngineState, data: dict[str, Any]) -> None:
         for order_id in orders:
             state.order_ids[order_id] = account_id
         for symbol, _ in positions:
-            state.holders[symbol] = state.holders.get(symbol, frozenset()) | {account_id}
+            state.holders.add(symbol, account_id)
+        if raw["margin_calls"]:
+            state.holders.add(CALLED, account_id)
     state.marks.update({k: Decimal(v) for k, v in data["marks"].items()})
     state.ledgers = Ledgers(
         insurance_fund=Decimal(data["insurance_fund"]),

@@ -17,6 +17,7 @@ flagged one; nothing is liquidated on a float.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,9 @@ class _Table:
     caps: Floats  # finite caps (cap-inclusive lookup with side="left")
     rates: Floats  # per bracket, fee buffer included
     amounts: Floats  # per bracket deduction (0 without deduction)
+    cap_list: list[float]
+    rate_list: list[float]
+    amount_list: list[float]
 
 
 class LiquidationScreen:
@@ -52,10 +56,14 @@ class LiquidationScreen:
                 float(b.maintenance_amount) if rules.maintenance_deduction else 0.0
                 for b in instrument.brackets
             ]
+            caps = [float(c) for c in instrument.caps]
             self.tables[symbol] = _Table(
-                np.array([float(c) for c in instrument.caps], dtype=np.float64),
+                np.array(caps, dtype=np.float64),
                 np.array(rates, dtype=np.float64),
                 np.array(amounts, dtype=np.float64),
+                caps,
+                rates,
+                amounts,
             )
         self.account_index: dict[str, int] = {}
         self.account_ids: list[str] = []
@@ -104,7 +112,7 @@ class LiquidationScreen:
         return index
 
     def _values(
-        self, symbol: str, rows: npt.NDArray[np.int64], price: float
+        self, symbol: str, rows: npt.NDArray[np.int64], price: Floats | float
     ) -> tuple[Floats, Floats]:
         """UPNL and MM of ``rows`` at ``price`` (twin of Position.unrealized_pnl, maintenance_terms)."""
         qty = self.row_qty[symbol][rows]
@@ -161,11 +169,24 @@ class LiquidationScreen:
         self.row_entry[symbol][row] = signed_entry_notional
         self.row_iso[symbol][row] = np.nan if isolated_margin is None else isolated_margin
         price = self.marks.get(symbol, abs(signed_entry_notional / signed_quantity))
-        upnl, mm = self._values(symbol, np.array([row]), price)
-        self.row_upnl[symbol][row], self.row_mm[symbol][row] = upnl[0], mm[0]
+        upnl, mm = self._row_values(
+            symbol, signed_quantity, signed_entry_notional, isolated_margin is not None, price
+        )
+        self.row_upnl[symbol][row], self.row_mm[symbol][row] = upnl, mm
         if isolated_margin is None:
-            self.cross_upnl[account] += upnl[0]
-            self.cross_mm[account] += mm[0]
+            self.cross_upnl[account] += upnl
+            self.cross_mm[account] += mm
+
+    def _row_values(
+        self, symbol: str, quantity: float, entry: float, isolated: bool, price: float
+    ) -> tuple[float, float]:
+        """One row's UPNL and MM in plain floats (a numpy call per row would cost more)."""
+        table = self.tables[symbol]
+        at_entry = self.rules.isolated_maintenance_at_entry and isolated
+        valuation = abs(entry) if at_entry else abs(quantity) * price
+        index = min(bisect_left(table.cap_list, valuation), len(table.rate_list) - 1)
+        mm = valuation * table.rate_list[index] - table.amount_list[index]
+        return quantity * price - entry, mm
 
     def _retire(self, symbol: str, row: int, account: int) -> None:
         if np.isnan(self.row_iso[symbol][row]):
@@ -185,7 +206,9 @@ class LiquidationScreen:
         np.add.at(self.cross_mm, accounts[cross], (mm - self.row_mm[symbol][live])[cross])
         self.row_upnl[symbol][live], self.row_mm[symbol][live] = upnl, mm
         flagged: set[str] = set()
-        touched = np.unique(accounts[cross])
+        mask = np.zeros(len(self.account_ids), dtype=bool)
+        mask[accounts[cross]] = True  # faster than np.unique on large books
+        touched = np.nonzero(mask)[0]
         balance = self.wallet[touched] + self.cross_upnl[touched]
         maintenance = self.cross_mm[touched]
         hot = maintenance >= threshold * balance * (1 - GUARD) - GUARD * np.abs(balance)
@@ -212,3 +235,38 @@ class LiquidationScreen:
         for symbol, slot in list(self.account_rows.get(account_id, ())):
             if (symbol, slot) not in current:
                 self.set_position(account_id, symbol, slot, 0.0, 0.0, None)
+
+    def load(
+        self,
+        wallets: Mapping[str, float],
+        positions: Iterable[tuple[str, str, str, float, float, float | None]],
+    ) -> None:
+        """Bulk-load an empty screen: wallets, then rows (account, symbol, slot, qty, entry, margin)."""
+        for account_id, wallet in wallets.items():
+            self.set_wallet(account_id, wallet)
+        grouped: dict[str, list[tuple[str, str, float, float, float | None]]] = {}
+        for account_id, symbol, slot, quantity, entry, margin in positions:
+            grouped.setdefault(symbol, []).append((account_id, slot, quantity, entry, margin))
+        for symbol, rows in grouped.items():
+            count = len(rows)
+            size = max(16, 1 << (count - 1).bit_length())
+            self._alloc(symbol, size)
+            accounts = np.array([self._account(r[0]) for r in rows], dtype=np.int64)
+            self.row_account[symbol][:count] = accounts
+            self.row_qty[symbol][:count] = [r[2] for r in rows]
+            self.row_entry[symbol][:count] = [r[3] for r in rows]
+            self.row_iso[symbol][:count] = [np.nan if r[4] is None else r[4] for r in rows]
+            table = self.rows[symbol]
+            for index, (account_id, slot, *_rest) in enumerate(rows):
+                table[(account_id, slot)] = index
+                self.account_rows.setdefault(account_id, set()).add((symbol, slot))
+            live = np.arange(count)
+            quantities = self.row_qty[symbol][live]
+            default = np.abs(self.row_entry[symbol][live] / quantities)
+            price = self.marks.get(symbol)
+            prices = default if price is None else np.full(count, price)
+            upnl, mm = self._values(symbol, live, prices)
+            self.row_upnl[symbol][live], self.row_mm[symbol][live] = upnl, mm
+            cross = np.isnan(self.row_iso[symbol][live])
+            np.add.at(self.cross_upnl, accounts[cross], upnl[cross])
+            np.add.at(self.cross_mm, accounts[cross], mm[cross])
