@@ -31,5 +31,5 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         ]
         return "  ".join(parts).rstrip()
 
-    rule = "  ".join("-" * w for w in widths)
+    rule = "  ".join("-" * w for w in widths).rstrip()
     return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
