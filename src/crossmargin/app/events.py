@@ -95,29 +95,42 @@ def order_from_dict(data: dict[str, Any]) -> Order:
     )
 
 
-def _apply_posting(state: StateLike, ledger: str, amount: Decimal) -> None:
-    kind, _, rest = ledger.partition(":")
-    if kind == "wallet":
-        account = state.accounts[rest]
-        state.accounts[rest] = dataclasses.replace(account, wallet=account.wallet + amount)
-    elif kind == "isolated":
-        account_id, symbol, slot = rest.split(":")
-        account = state.accounts[account_id]
-        isolated = dict(account.isolated)
-        balance = isolated.get((symbol, slot), ZERO) + amount
-        if balance == 0:
-            isolated.pop((symbol, slot), None)
+def _apply_postings(state: StateLike, postings: list[list[Any]]) -> None:
+    """Apply postings, replacing each touched account once (not once per posting)."""
+    wallets: dict[str, Decimal] = {}
+    isolated_moves: dict[str, dict[tuple[str, str], Decimal]] = {}
+    for ledger, raw_amount in postings:
+        amount = Decimal(raw_amount)
+        kind, _, rest = str(ledger).partition(":")
+        if kind == "wallet":
+            wallets[rest] = wallets.get(rest, ZERO) + amount
+        elif kind == "isolated":
+            account_id, symbol, slot = rest.split(":")
+            moves = isolated_moves.setdefault(account_id, {})
+            moves[(symbol, slot)] = moves.get((symbol, slot), ZERO) + amount
+        elif kind == "insurance_fund":
+            state.ledgers.insurance_fund += amount
+        elif kind == "fee_income":
+            state.ledgers.fee_income += amount
+        elif kind == "external":
+            state.ledgers.external[rest] = state.ledgers.external.get(rest, ZERO) + amount
         else:
-            isolated[(symbol, slot)] = balance
-        state.accounts[account_id] = dataclasses.replace(account, isolated=isolated)
-    elif kind == "insurance_fund":
-        state.ledgers.insurance_fund += amount
-    elif kind == "fee_income":
-        state.ledgers.fee_income += amount
-    elif kind == "external":
-        state.ledgers.external[rest] = state.ledgers.external.get(rest, ZERO) + amount
-    else:
-        raise InvariantViolation(f"unknown ledger {ledger!r}")
+            raise InvariantViolation(f"unknown ledger {ledger!r}")
+    for account_id in wallets.keys() | isolated_moves.keys():
+        account = state.accounts[account_id]
+        changes: dict[str, Any] = {}
+        if account_id in wallets:
+            changes["wallet"] = account.wallet + wallets[account_id]
+        if account_id in isolated_moves:
+            isolated = dict(account.isolated)
+            for key, amount in isolated_moves[account_id].items():
+                balance = isolated.get(key, ZERO) + amount
+                if balance == 0:
+                    isolated.pop(key, None)
+                else:
+                    isolated[key] = balance
+            changes["isolated"] = isolated
+        state.accounts[account_id] = dataclasses.replace(account, **changes)
 
 
 def _apply_position(state: StateLike, change: dict[str, Any]) -> None:
@@ -220,6 +233,6 @@ def evolve(state: StateLike, event: Event) -> None:
         _apply_order(state, event["order"])
     if "position" in event:
         _apply_position(state, event["position"])
-    for ledger, amount in postings:
-        _apply_posting(state, ledger, Decimal(amount))
+    if postings:
+        _apply_postings(state, postings)
     state.sequence += 1

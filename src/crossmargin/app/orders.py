@@ -103,7 +103,9 @@ def place_order(d: Decision, c: dict[str, Any], matching: str) -> None:
         reduce_only=reduce_only,
         reserved=ZERO if immediate else cost,
     )
-    d.emit({"type": "OrderAccepted", "account": account.account_id, "order": order_to_dict(order)})
+    # An order that fills at once never rests: its details ride along without being stored.
+    key = "accepted" if immediate else "order"
+    d.emit({"type": "OrderAccepted", "account": account.account_id, key: order_to_dict(order)})
     d.result["order_id"] = order_id
     if immediate:
         rate = d.draft.instruments[symbol].taker_fee_rate
