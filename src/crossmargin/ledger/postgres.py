@@ -14,8 +14,9 @@ Concurrency: one connection per store object, calls serialised by a lock. Each a
 object would leave gaps on rollback. A batch's rows go to the server in one pipeline
 (``executemany``), so a batch costs a few round trips and one WAL flush regardless of its size.
 
-If the connection drops during COMMIT the outcome is unknown; ``append_batch`` raises
-``StorageError`` and the caller should reopen the store and ask ``lookup_command`` for the ids.
+If the connection drops, the call that saw it raises ``StorageError`` and the next call opens a
+fresh session. A drop during COMMIT leaves that batch's outcome unknown: the caller asks
+``lookup_command`` for its ids before deciding anything again.
 
 Schema: the same three tables as the SQLite store (``ledger_meta``, ``ledger_entries``,
 ``ledger_snapshots``; JSON kept as TEXT so the stored bytes are exactly the canonical encoding),
@@ -104,35 +105,39 @@ class PostgresEventStore:
             raise InvalidInput("schema", "must be a PostgreSQL identifier of 1 to 63 characters")
         self.url = redact_url(url)
         self.schema = schema
+        self._conninfo = url
         self._lock = threading.RLock()
         self._closed = True
-        try:
-            self._connection = psycopg.connect(
-                url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
-            )
-        except psycopg.Error as error:
-            raise StorageError(f"cannot connect to {self.url}: {_describe(error)}") from None
+        self._connection = self._connect()
         self._closed = False
         try:
-            self.server_fsync = self._configure()
             self._create_schema(create)
         except BaseException:
             self.close()
             raise
 
-    def _configure(self) -> bool:
+    def _connect(self) -> psycopg.Connection[Any]:
+        """A new session: autocommit (transactions are explicit), durable commits, our schema."""
         try:
-            with self._connection.cursor() as cursor:
+            connection = psycopg.connect(
+                self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+            )
+        except psycopg.Error as error:
+            raise StorageError(f"cannot connect to {self.url}: {_describe(error)}") from None
+        try:
+            with connection.cursor() as cursor:
                 cursor.execute("SET synchronous_commit TO on")
                 cursor.execute(
                     "SELECT set_config('search_path', %s, false)",
-                    (sql.Identifier(self.schema).as_string(self._connection),),
+                    (sql.Identifier(self.schema).as_string(connection),),
                 )
                 cursor.execute("SHOW fsync")
                 row = cursor.fetchone()
         except psycopg.Error as error:
+            connection.close()
             raise StorageError(f"{self.url}: {_describe(error)}") from None
-        return row is not None and str(row[0]) == "on"
+        self.server_fsync = row is not None and str(row[0]) == "on"
+        return connection
 
     def _create_schema(self, create: bool) -> None:
         with self._transaction() as cursor:
@@ -190,8 +195,16 @@ class PostgresEventStore:
                 raise StorageError(f"{self.url}: {_describe(error)}") from None
 
     def _check_open(self) -> None:
+        """Refuse a closed store; replace a connection the server or network dropped.
+
+        Only the call that saw the drop fails (its outcome unknown if it was a COMMIT); the next
+        call gets a fresh session.
+        """
         if self._closed:
             raise StorageError(f"the event store at {self.url} is closed")
+        if self._connection.closed or self._connection.broken:
+            self._connection.close()
+            self._connection = self._connect()
 
     def append_batch(self, entries: Sequence[EntryLike]) -> list[int]:
         encoded = encode_entries(entries)
