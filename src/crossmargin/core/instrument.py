@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from crossmargin.core.errors import InvalidInput
@@ -46,6 +46,12 @@ class Instrument:
     taker_fee_rate: Decimal = Decimal("0.0005")
     maker_fee_rate: Decimal = Decimal("0.0002")
     liquidation_fee_rate: Decimal = Decimal("0.0125")
+    caps: tuple[Decimal, ...] = field(init=False)
+    """The finite caps, in order (the last bracket's cap is excluded when unbounded)."""
+
+    def __post_init__(self) -> None:
+        caps = tuple(b.cap for b in self.brackets if b.cap is not None)
+        object.__setattr__(self, "caps", caps)
 
     def bracket_index(self, notional: Decimal) -> int:
         """Index of the bracket holding ``notional`` (cap inclusive); past the last cap, the last."""
@@ -56,10 +62,6 @@ class Instrument:
     def bracket_for(self, notional: Decimal) -> Bracket:
         return self.brackets[self.bracket_index(notional)]
 
-    @property
-    def caps(self) -> tuple[Decimal, ...]:
-        """The finite caps, in order (the last bracket's cap is excluded when unbounded)."""
-        return tuple(b.cap for b in self.brackets if b.cap is not None)
 
     @property
     def max_notional(self) -> Decimal | None:
