@@ -248,8 +248,7 @@ def _bankrupt(d: Decision, account_id: str, scope: str, deficit: Decimal) -> Non
     if price is not None:
         _auto_deleverage(d, account_id, scope, key, position, price)
     _close_all_at_mark(d, account_id, scope)
-    balance, _ = _scope_state(d, account_id, scope)
-    left = -_collateral_balance(d, account_id, scope) if balance == 0 else -balance
+    left = -_collateral_balance(d, account_id, scope)  # every position of the scope is closed
     if left > 0:
         paid = min(left, d.draft.ledgers.insurance_fund)
         if paid > 0:

@@ -87,7 +87,10 @@ def book_fill(state: StateLike, fill: Fill, extra: dict[str, Any] | None = None)
         if mode is MarginMode.ISOLATED:
             iso_after_pnl = iso_balance + realized
             if after is None:
-                release = iso_after_pnl
+                # A forced close keeps a deficit inside the isolated ledger, for the insurance
+                # fund (or bad debt) to settle: isolated losses never reach the cross wallet.
+                forced = fill.liquidity in ("liquidation", "adl")
+                release = max(ZERO, iso_after_pnl) if forced else iso_after_pnl
             elif fill.release_isolated:
                 release = round_balance_delta(iso_after_pnl * closed / position.quantity)
             else:
