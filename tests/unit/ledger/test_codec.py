@@ -21,6 +21,7 @@ from crossmargin.ledger.codec import (
     state_hash,
     text_hash,
 )
+from tests.strategies import PROPERTY_SETTINGS
 
 
 class Side(Enum):
@@ -47,11 +48,13 @@ json_values = st.recursive(
 )
 
 
+@PROPERTY_SETTINGS
 @given(json_values)
 def test_decode_inverts_canonical_json_for_any_value(value: object) -> None:
     assert decode(canonical_json(value)) == value
 
 
+@PROPERTY_SETTINGS
 @given(finite_decimals)
 def test_decimals_come_back_as_equal_decimals_never_floats(number: Decimal) -> None:
     decoded = decode(canonical_json({"n": number}))
