@@ -1,0 +1,114 @@
+"""The engine's float screen flags every scope the Decimal core finds at or past the threshold."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+
+import pytest
+
+from crossmargin.app import screening
+from crossmargin.app.events import evolve, position_to_dict
+from crossmargin.app.views import scopes_at_risk
+from crossmargin.app.writer import build_state
+from crossmargin.core.position import MarginMode, Position, Side
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "DOGEUSDT")
+START = {"BTCUSDT": Decimal(50000), "ETHUSDT": Decimal(3000), "DOGEUSDT": Decimal("0.1")}
+
+
+def random_state(seed: int, accounts: int, venue: str = "binance-usdm"):  # type: ignore[no-untyped-def]
+    rng = random.Random(seed)
+    state = build_state({"venue": venue, "symbols": list(SYMBOLS)})
+    for symbol, price in START.items():
+        evolve(state, {"type": "MarkPriceUpdated", "symbol": symbol, "price": price})
+    for index in range(accounts):
+        account = f"a{index}"
+        wallet = Decimal(rng.randint(0, 5000))
+        evolve(state, {"type": "AccountOpened", "account": account})
+        evolve(
+            state,
+            {
+                "type": "FundsDeposited",
+                "account": account,
+                "postings": [[f"wallet:{account}", wallet], ["external:deposits", -wallet]],
+            },
+        )
+        for symbol in rng.sample(SYMBOLS, rng.randint(1, 3)):
+            entry = START[symbol] * Decimal(str(round(rng.uniform(0.9, 1.1), 4)))
+            notional = Decimal(rng.choice([1000, 20000, 100000, 2_000_000]))
+            quantity = (notional / entry).quantize(Decimal("0.001"))
+            isolated = rng.random() < 0.3
+            position = Position(
+                symbol=symbol,
+                side=rng.choice([Side.LONG, Side.SHORT]),
+                quantity=quantity,
+                entry_notional=quantity * entry,
+                leverage=Decimal(10),
+                margin_mode=MarginMode.ISOLATED if isolated else MarginMode.CROSS,
+            )
+            event = {
+                "type": "PositionOpened",
+                "position": {
+                    "account": account,
+                    "symbol": symbol,
+                    "slot": "both",
+                    "after": position_to_dict(position),
+                },
+            }
+            if isolated:
+                margin = (quantity * entry / 10).quantize(Decimal("0.01"))
+                ledger = f"isolated:{account}:{symbol}:both"
+                event["postings"] = [[ledger, margin], ["external:deposits", -margin]]
+            evolve(state, event)
+    screening.rebuild(state)
+    return state
+
+
+@pytest.mark.parametrize("venue", ["binance-usdm", "bybit-linear"])
+@pytest.mark.parametrize("seed", range(4))
+def test_screen_flags_every_scope_the_core_finds_at_or_past_the_threshold(
+    seed: int, venue: str
+) -> None:
+    state = random_state(seed, 300, venue)
+    rng = random.Random(seed + 100)
+    checked: list[str] = []
+    for _ in range(6):
+        symbol = rng.choice(SYMBOLS)
+        price = START[symbol] * Decimal(str(round(rng.uniform(0.8, 1.2), 4)))
+        evolve(state, {"type": "MarkPriceUpdated", "symbol": symbol, "price": price})
+        assert state.screen is not None
+        flagged = state.screen.tick(symbol, float(price), 0.8)
+        for account_id in state.holders.members(symbol):
+            account = state.accounts[account_id]
+            # A tick can only move the scopes that hold the ticked symbol.
+            cross_holds = any(
+                p.symbol == symbol and not p.is_isolated for p in account.positions.values()
+            )
+            for scope, _, _, ratio, liquidatable in scopes_at_risk(state, account):
+                at_risk = liquidatable or ratio is None or ratio >= Decimal("0.8")
+                moved = cross_holds if scope == "cross" else scope.split(":")[1] == symbol
+                if at_risk and moved:
+                    assert account_id in flagged, (account_id, scope, ratio)
+                    checked.append(scope)
+    assert checked, "the fixture should put some scopes at risk"
+
+
+def test_screen_stays_in_step_after_positions_change() -> None:
+    state = random_state(7, 50)
+    account = state.accounts["a0"]
+    for (symbol, slot), position in list(account.positions.items()):
+        evolve(
+            state,
+            {
+                "type": "PositionClosed",
+                "position": {"account": "a0", "symbol": symbol, "slot": slot, "after": None},
+            },
+        )
+    screening.sync(state, ["a0"])
+    assert state.screen is not None
+    for symbol in SYMBOLS:
+        assert ("a0", "both") not in state.screen.rows[symbol]
+    index = state.screen.account_index["a0"]
+    assert state.screen.cross_mm[index] == pytest.approx(0.0, abs=1e-6)
+    assert state.screen.cross_upnl[index] == pytest.approx(0.0, abs=1e-6)
