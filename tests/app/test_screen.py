@@ -97,7 +97,7 @@ def test_screen_flags_every_scope_the_core_finds_at_or_past_the_threshold(
 def test_screen_stays_in_step_after_positions_change() -> None:
     state = random_state(7, 50)
     account = state.accounts["a0"]
-    for (symbol, slot), position in list(account.positions.items()):
+    for symbol, slot in list(account.positions):
         evolve(
             state,
             {
