@@ -17,6 +17,7 @@ from crossmargin import __version__
 from crossmargin.cli.demo_view import render_demo
 from crossmargin.cli.engine_cmd import register as register_engine_commands
 from crossmargin.cli.risk_view import account_table, scenario_table
+from crossmargin.cli.serve import register as register_serve
 from crossmargin.core.errors import CrossmarginError, InvalidInput
 from crossmargin.core.portfolio import parse_portfolio, report_json
 from crossmargin.core.risk import account_report
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the worked example: cross vs isolated, two paths")
     demo.set_defaults(run=cmd_demo)
     register_engine_commands(commands)
+    register_serve(commands)
     return parser
 
 

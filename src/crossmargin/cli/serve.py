@@ -1,0 +1,151 @@
+"""``crossmargin serve``: the HTTP/WebSocket service and its dashboard.
+
+Defaults are embedded: the event log is ``./var/crossmargin.db`` (SQLite) unless
+``--database``/``CROSSMARGIN_DATABASE_URL`` names another (``postgresql://...`` uses PostgreSQL);
+keys are kept hashed in ``./var/keys.json``. A restart replays the log and resumes.
+
+``--demo`` starts from a fresh ``./var/demo.db``, opens the worked example in cross and in
+isolated, replays the May 2021 crash, and prints the dashboard's URL and the demo keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from crossmargin.core.errors import InvalidInput
+
+if TYPE_CHECKING:  # the service needs the ``service`` extra; import it only when serving
+    from crossmargin.service.context import Feed, ServiceContext
+
+DATABASE_ENV = "CROSSMARGIN_DATABASE_URL"
+OPERATOR_KEY_ENV = "CROSSMARGIN_OPERATOR_KEY"
+
+
+def _symbols(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
+def _start(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput("--replay-from", f"not an ISO date-time: {text!r}") from None
+    return stamp if stamp.utcoffset() is not None else stamp.replace(tzinfo=UTC)
+
+
+def _feed(args: argparse.Namespace, symbols: tuple[str, ...]) -> Feed | None:
+    from crossmargin.service.feeds import LiveFeed, ReplayFeed
+    from crossmargin.sim.feed import ccxt_exchange
+
+    if args.feed == "replay":
+        return ReplayFeed(args.episode, symbols, speed=args.speed, start=_start(args.replay_from))
+    if args.feed == "live":
+        if not args.exchange:
+            raise InvalidInput("--exchange", "the live feed needs a ccxt exchange id")
+        mapping = {s: f"{s.removesuffix('USDT')}/USDT:USDT" for s in symbols}
+        return LiveFeed(ccxt_exchange(args.exchange), mapping, poll_seconds=args.poll_seconds)
+    return None
+
+
+def _fresh(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        candidate = path.with_name(path.name + suffix)
+        if candidate.exists():
+            candidate.unlink()
+
+
+def cmd_serve(args: argparse.Namespace) -> str:
+    try:
+        import uvicorn
+    except ImportError:
+        raise InvalidInput(
+            "serve", "the service needs its extra: pip install 'crossmargin[service]'"
+        ) from None
+
+    from crossmargin.app.writer import DEFAULT_SYMBOLS
+    from crossmargin.service import demo
+    from crossmargin.service.app import create_app
+    from crossmargin.service.host import EngineSettings
+    from crossmargin.service.keys import KeyRing
+
+    var = Path(args.var)
+    var.mkdir(parents=True, exist_ok=True)
+    symbols = _symbols(args.symbols) if args.symbols else DEFAULT_SYMBOLS
+    database = args.database or os.environ.get(DATABASE_ENV, "").strip()
+    key_file = var / "keys.json"
+    setup: Any = None
+    printed: list[str] = []
+    if args.demo:
+        if args.database:
+            raise InvalidInput("--database", "the demo always runs on a fresh ./var/demo.db")
+        database = str(var / "demo.db")
+        key_file = var / "demo-keys.json"
+        _fresh(Path(database))
+        _fresh(key_file)
+        symbols = demo.SYMBOLS
+        args.feed, args.episode = "replay", demo.EPISODE
+        args.replay_from = args.replay_from or demo.DEMO_START.isoformat()
+    database = database or str(var / "crossmargin.db")
+    feed = _feed(args, symbols)
+    keys = KeyRing(key_file)
+    operator_key = keys.ensure_operator(os.environ.get(OPERATOR_KEY_ENV) or None)
+    url = f"http://{args.host}:{args.port}/"
+    if operator_key is not None:
+        printed.append(f"operator key (shown once; stored hashed in {key_file}): {operator_key}")
+    if args.demo:
+        from crossmargin.service.feeds import ReplayFeed
+
+        if not isinstance(feed, ReplayFeed):
+            raise InvalidInput("--feed", "the demo replays a crash")
+        prices = feed.first_prices()
+
+        async def setup(context: ServiceContext) -> None:
+            demo_keys = await demo.open_demo(context, prices)
+            lines = [
+                "",
+                f"crossmargin demo: the worked example at {demo.describe_prices(prices)}",
+                f"replaying {feed.episode.title} at {args.speed:g}x from {args.replay_from}",
+                f"dashboard: {url}#key={operator_key or '<your operator key>'}",
+                *printed,
+                *(f"key of {account}: {key}" for account, key in demo_keys.items()),
+                f"API docs: {url}docs",
+                "",
+            ]
+            print("\n".join(lines), flush=True)
+
+    else:
+        print("\n".join([f"crossmargin serving {database} on {url}", *printed]), flush=True)
+    settings = EngineSettings(
+        database=database, venue=args.venue, symbols=symbols, matching=args.matching
+    )
+    app = create_app(settings, keys, feed=feed, setup=setup)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return ""
+
+
+def register(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="HTTP + WebSocket API and dashboard")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--database", default="", help=f"SQLite path or postgresql:// URL (or ${DATABASE_ENV})"
+    )
+    serve.add_argument("--var", default="var", help="folder for the default log and keys")
+    serve.add_argument("--venue", default="binance-usdm")
+    serve.add_argument("--symbols", default="", help="comma-separated (first start only)")
+    serve.add_argument("--matching", default="simulated", choices=["simulated", "external"])
+    serve.add_argument("--feed", default="none", choices=["none", "replay", "live"])
+    serve.add_argument("--episode", default="may-2021", help="bundled crash for --feed replay")
+    serve.add_argument("--speed", type=float, default=1800.0, help="replay speed x real time")
+    serve.add_argument("--replay-from", default=None, help="ISO UTC time to start the replay at")
+    serve.add_argument("--exchange", default="", help="ccxt exchange id for --feed live")
+    serve.add_argument("--poll-seconds", type=float, default=5.0)
+    serve.add_argument("--log-level", default="warning")
+    serve.add_argument("--demo", action="store_true", help="the worked example through a crash")
+    serve.set_defaults(run=cmd_serve)

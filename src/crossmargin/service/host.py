@@ -1,0 +1,338 @@
+"""The engine host: one thread owns the engine; one asyncio writer task feeds it.
+
+* Every touch of the engine (commands and reads alike) runs on a single-worker executor thread,
+  so the engine stays single-threaded and the event loop never blocks on an fsync.
+* Commands go through one ``asyncio.Queue``; the writer task takes what is waiting (up to
+  ``MAX_BATCH``) and hands it to ``Engine.execute_batch``: one durable append for the group
+  (group commit). Results are answered only after the append returned.
+* After the append, the committed entries are read back from the log and published: events to
+  the accounts they concern (redacted, see ``service.views``), marks to the price stream, and a
+  fresh account view to every watched account that the batch touched or whose symbols moved.
+* An ``InvariantViolation`` stops the writer: every later command fails with it (HTTP 500).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from crossmargin.app.writer import Engine
+from crossmargin.core.errors import InvariantViolation, StorageError
+from crossmargin.ledger import open_store
+from crossmargin.ledger.store import StoredEntry
+from crossmargin.service.views import (
+    account_view,
+    event_accounts,
+    holders_of,
+    redact_for,
+    symbols_marked,
+)
+from crossmargin.service.wire import dumps, plain
+
+T = TypeVar("T")
+LOG = logging.getLogger("crossmargin.service")
+MAX_BATCH = 256
+RECENT_EVENTS = 200
+PRICE_HISTORY = 20_000
+SUBSCRIBER_BACKLOG = 1_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineSettings:
+    database: str
+    venue: str = "binance-usdm"
+    symbols: tuple[str, ...] = ()
+    matching: str = "simulated"
+
+
+@dataclass(slots=True, eq=False)
+class Subscriber:
+    """One WebSocket's outbox. ``account`` None: the price stream."""
+
+    account: str | None
+    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(SUBSCRIBER_BACKLOG))
+    overflowed: bool = False
+
+    def offer(self, text: str) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self.overflowed = True  # a consumer this far behind is disconnected by its handler
+
+
+class Hub:
+    """Subscribers by stream; lives on the event loop."""
+
+    def __init__(self) -> None:
+        self.prices: set[Subscriber] = set()
+        self.accounts: dict[str, set[Subscriber]] = {}
+
+    def subscribe(self, account: str | None) -> Subscriber:
+        subscriber = Subscriber(account=account)
+        if account is None:
+            self.prices.add(subscriber)
+        else:
+            self.accounts.setdefault(account, set()).add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        if subscriber.account is None:
+            self.prices.discard(subscriber)
+            return
+        group = self.accounts.get(subscriber.account)
+        if group is not None:
+            group.discard(subscriber)
+            if not group:
+                del self.accounts[subscriber.account]
+
+    def watched(self) -> frozenset[str]:
+        return frozenset(self.accounts)
+
+    def send_prices(self, text: str) -> None:
+        for subscriber in tuple(self.prices):
+            subscriber.offer(text)
+
+    def send_account(self, account: str, text: str) -> None:
+        for subscriber in tuple(self.accounts.get(account, ())):
+            subscriber.offer(text)
+
+
+class PriceBoard:
+    """Latest mark and a bounded history per symbol, with the feed's timestamps (seconds, each
+    symbol's strictly increasing so a chart can plot them)."""
+
+    def __init__(self) -> None:
+        self.history: dict[str, deque[tuple[int, str]]] = {}
+
+    def record(self, symbol: str, price: str, stamp: datetime) -> tuple[int, str]:
+        series = self.history.setdefault(symbol, deque(maxlen=PRICE_HISTORY))
+        seconds = int(stamp.timestamp())
+        if series and seconds <= series[-1][0]:
+            seconds = series[-1][0] + 1
+        point = (seconds, price)
+        series.append(point)
+        return point
+
+    def latest(self) -> dict[str, dict[str, Any]]:
+        return {
+            symbol: {"price": series[-1][1], "time": series[-1][0]}
+            for symbol, series in sorted(self.history.items())
+            if series
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    commands: list[dict[str, Any]]
+    stamp: datetime | None
+    future: asyncio.Future[list[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    results: list[dict[str, Any]]
+    entries: list[StoredEntry]
+    views: dict[str, dict[str, Any]]
+
+
+class EngineHost:
+    """The engine, its writer task, its subscribers and its price board."""
+
+    def __init__(self, settings: EngineSettings) -> None:
+        self.settings = settings
+        self.hub = Hub()
+        self.prices = PriceBoard()
+        self.recent: dict[str, deque[dict[str, Any]]] = {}
+        self.failure: InvariantViolation | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
+        self._engine: Engine | None = None
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._engine = await loop.run_in_executor(self._executor, self._open)
+        marks = await self.read(lambda engine: dict(engine.state.marks))
+        now = datetime.now(UTC)
+        for symbol, price in sorted(marks.items()):
+            self.prices.record(symbol, plain(price), now)
+        recent = await self.read(_recent_entries)
+        for entry in recent:
+            self._remember(entry)
+        self._writer = asyncio.create_task(self._write_loop(), name="engine-writer")
+
+    def _open(self) -> Engine:
+        settings = self.settings
+        store = open_store(settings.database)
+        try:
+            kwargs: dict[str, Any] = {"venue_name": settings.venue, "matching": settings.matching}
+            if settings.symbols:
+                kwargs["symbols"] = settings.symbols
+            return Engine(store, **kwargs)
+        except BaseException:
+            store.close()
+            raise
+
+    async def stop(self) -> None:
+        if self._writer is not None:
+            await self._queue.put(None)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
+        if self._engine is not None:
+            engine = self._engine
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, _close, engine)
+            self._engine = None
+        self._executor.shutdown(wait=True)
+
+    # -- access ------------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise StorageError("the engine is not running")
+        return self._engine
+
+    async def read(self, query: Callable[[Engine], T]) -> T:
+        """Run ``query`` on the engine thread (serialised with commands)."""
+        engine = self.engine
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, query, engine)
+
+    async def submit(
+        self, command: dict[str, Any], stamp: datetime | None = None
+    ) -> dict[str, Any]:
+        return (await self.submit_many([command], stamp))[0]
+
+    async def submit_many(
+        self, commands: Sequence[dict[str, Any]], stamp: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Queue commands for the writer; answers once they are durable (in order)."""
+        if self.failure is not None:
+            raise self.failure
+        if self._writer is None:
+            raise StorageError("the engine is not running")
+        future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Item(list(commands), stamp, future))
+        return await future
+
+    # -- the writer ----------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            items = [first]
+            stopping = False
+            while len(items) < MAX_BATCH and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                items.append(item)
+            commands = [command for item in items for command in item.commands]
+            watched = self.hub.watched()
+            try:
+                if self.failure is not None:
+                    raise self.failure
+                batch = await loop.run_in_executor(
+                    self._executor, _execute, self.engine, commands, watched
+                )
+            except Exception as error:
+                if isinstance(error, InvariantViolation):
+                    self.failure = error
+                    LOG.error("invariant violated, the writer stops: %s", error)
+                for item in items:
+                    if not item.future.done():
+                        item.future.set_exception(error)
+                if stopping:
+                    return
+                continue
+            start = 0
+            for item in items:
+                end = start + len(item.commands)
+                if not item.future.done():
+                    item.future.set_result(batch.results[start:end])
+                start = end
+            self._publish(items, batch)
+            if stopping:
+                return
+
+    def _publish(self, items: list[_Item], batch: _Batch) -> None:
+        stamps: dict[str, datetime] = {}
+        for item in items:
+            for command in item.commands:
+                if item.stamp is not None and isinstance(command.get("command_id"), str):
+                    stamps[command["command_id"]] = item.stamp
+        now = datetime.now(UTC)
+        for entry in batch.entries:
+            for event in entry.events:
+                if isinstance(event, dict) and event.get("type") == "MarkPriceUpdated":
+                    symbol, price = str(event["symbol"]), plain(event["price"])
+                    seconds, _ = self.prices.record(
+                        symbol, price, stamps.get(entry.command_id, now)
+                    )
+                    self.hub.send_prices(
+                        dumps({"type": "price", "symbol": symbol, "price": price, "time": seconds})
+                    )
+            for account, message in self._remember(entry):
+                self.hub.send_account(account, dumps(message))
+        for account, view in batch.views.items():
+            self.hub.send_account(account, dumps({"type": "account", "view": view}))
+
+    def _remember(self, entry: StoredEntry) -> list[tuple[str, dict[str, Any]]]:
+        """Keep each account's recent events; returns the (account, message) pairs to send."""
+        messages = []
+        for event in entry.events:
+            if not isinstance(event, dict):
+                continue
+            for account in sorted(event_accounts(event)):
+                message = {
+                    "type": "event",
+                    "seq": entry.seq,
+                    "event": plain(redact_for(event, account)),
+                }
+                self.recent.setdefault(account, deque(maxlen=RECENT_EVENTS)).append(message)
+                messages.append((account, message))
+        return messages
+
+
+def _execute(engine: Engine, commands: list[dict[str, Any]], watched: frozenset[str]) -> _Batch:
+    """On the engine thread: decide and append, read the entries back, build the fresh views."""
+    before = engine.last_seq
+    results = engine.execute_batch(commands)
+    entries = list(engine.store.read(before)) if engine.last_seq > before else []
+    views: dict[str, dict[str, Any]] = {}
+    if watched and entries:
+        events = [e for entry in entries for e in entry.events if isinstance(e, dict)]
+        touched = set().union(*(event_accounts(event) for event in events)) & watched
+        touched |= holders_of(engine, symbols_marked(events), watched)
+        for account in sorted(touched):
+            view = account_view(engine, account)
+            if view is not None:
+                views[account] = view
+    return _Batch(results=[plain(r) for r in results], entries=entries, views=views)
+
+
+def _recent_entries(engine: Engine) -> list[StoredEntry]:
+    return list(engine.store.read(max(0, engine.last_seq - 5 * RECENT_EVENTS)))
+
+
+def _close(engine: Engine) -> None:
+    with contextlib.suppress(Exception):
+        engine.snapshot()
+    engine.store.close()

@@ -1,0 +1,138 @@
+"""API keys: one operator key and account keys scoped to one account, stored hashed.
+
+* A key is 32 random bytes (``secrets.token_urlsafe``), so a single SHA-256 is enough to store it:
+  there is nothing to brute-force that a slow hash would protect (unlike a password).
+* The operator key comes from the environment (``CROSSMARGIN_OPERATOR_KEY``) or is generated on
+  first start and shown once; only its hash is kept (in the key file).
+* Account keys are issued by the operator (when opening an account, or to replace a lost key;
+  issuing a new key revokes the account's previous one).
+* The key file is JSON ``{"operator": HASH | null, "accounts": {HASH: ACCOUNT}}``, written
+  atomically with owner-only permissions. Without a file (tests) the ring lives in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from crossmargin.core.errors import Forbidden, InvalidInput, StorageError, Unauthorized
+
+OPERATOR_KEY_ENV = "CROSSMARGIN_OPERATOR_KEY"
+KEY_PREFIX_OPERATOR = "op_"
+KEY_PREFIX_ACCOUNT = "ak_"
+MIN_OPERATOR_KEY_LENGTH = 16
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Principal:
+    """Who a request is: the operator, or the holder of one account's key."""
+
+    operator: bool
+    account: str | None = None
+
+    def may_read(self, account: str) -> bool:
+        return self.operator or self.account == account
+
+    def require_operator(self) -> None:
+        if not self.operator:
+            raise Forbidden("this route needs the operator key")
+
+    def require_account(self, account: str) -> None:
+        if not self.may_read(account):
+            raise Forbidden("this key is scoped to another account")
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class KeyRing:
+    """The hashed keys; thread-safe."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._operator: str | None = None
+        self._accounts: dict[str, str] = {}  # hash -> account
+        if path is not None and path.exists():
+            self._load(path)
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise StorageError(f"cannot read the key file {path}: {error}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("accounts", {}), dict):
+            raise StorageError(f"the key file {path} is not a key ring")
+        operator = data.get("operator")
+        self._operator = operator if isinstance(operator, str) else None
+        self._accounts = {str(k): str(v) for k, v in data.get("accounts", {}).items()}
+
+    def _save(self) -> None:
+        if self._path is None:
+            return
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self._path.with_suffix(".tmp")
+        text = json.dumps({"operator": self._operator, "accounts": self._accounts}, indent=1)
+        try:
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self._path)
+        except OSError as error:
+            raise StorageError(f"cannot write the key file {self._path}: {error}") from None
+
+    def ensure_operator(self, given: str | None) -> str | None:
+        """Install the operator key; returns a newly generated key (to show once), else None.
+
+        A key given by the environment replaces the stored hash; with none given, the stored hash
+        stays; with neither, a key is generated.
+        """
+        with self._lock:
+            if given is not None:
+                if len(given.strip()) < MIN_OPERATOR_KEY_LENGTH or given != given.strip():
+                    raise InvalidInput(
+                        OPERATOR_KEY_ENV,
+                        f"an operator key needs at least {MIN_OPERATOR_KEY_LENGTH} characters "
+                        "and no surrounding spaces",
+                    )
+                self._operator = key_hash(given)
+                self._save()
+                return None
+            if self._operator is not None:
+                return None
+            fresh = KEY_PREFIX_OPERATOR + secrets.token_urlsafe(32)
+            self._operator = key_hash(fresh)
+            self._save()
+            return fresh
+
+    def issue(self, account: str) -> str:
+        """A new key for ``account``; the account's previous key stops working."""
+        fresh = KEY_PREFIX_ACCOUNT + secrets.token_urlsafe(32)
+        with self._lock:
+            self._accounts = {h: a for h, a in self._accounts.items() if a != account}
+            self._accounts[key_hash(fresh)] = account
+            self._save()
+        return fresh
+
+    def resolve(self, key: str | None) -> Principal:
+        """The principal of ``key``; Unauthorized when it is missing or matches nothing."""
+        if not key:
+            raise Unauthorized("an API key is required (Authorization: Bearer KEY)")
+        digest = key_hash(key)
+        with self._lock:
+            operator = self._operator
+            account = self._accounts.get(digest)
+        if operator is not None and hmac.compare_digest(digest, operator):
+            return Principal(operator=True)
+        if account is not None:
+            return Principal(operator=False, account=account)
+        raise Unauthorized("the API key is not valid")

@@ -1,0 +1,158 @@
+"""Read models the service renders: an account's view, and events redacted for one account.
+
+Everything here runs on the engine thread (the only thread that touches engine state) and uses
+the exact core: the account report is ``core.portfolio.report_json`` over ``account_report`` of
+the account's book, the same contract as ``crossmargin risk``.
+
+Redaction: an event goes to an account's stream only if it names that account (``account``, the
+``position``/``order`` it carries, or a funding ``payments`` row), and the copy drops postings to
+other accounts' ledgers and other accounts' payment rows. An account key never sees another
+account's data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from crossmargin.app.liquidation import MARGIN_CALL_THRESHOLD
+from crossmargin.app.views import book_for, scopes_at_risk
+from crossmargin.app.writer import Engine
+from crossmargin.core.numbers import ZERO, format_decimal
+from crossmargin.core.portfolio import report_json
+from crossmargin.core.risk import account_report
+
+RATIO_WHEN_UNDERWATER = Decimal(1)  # a scope with MB <= 0 is shown as 100% (liquidatable)
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else format_decimal(value)
+
+
+def account_view(engine: Engine, account_id: str) -> dict[str, Any] | None:
+    """The dashboard's and the API's picture of one account, or None if there is no such account."""
+    state = engine.state
+    account = state.accounts.get(account_id)
+    if account is None:
+        return None
+    report = report_json(account_report(book_for(state, account)))
+    scopes = []
+    worst: tuple[Decimal, str] | None = None
+    maintenance_total = ZERO
+    for scope, collateral, risk, ratio, liquidatable in scopes_at_risk(state, account):
+        maintenance_total += risk.maintenance_margin
+        shown = RATIO_WHEN_UNDERWATER if ratio is None else ratio
+        if worst is None or shown > worst[0]:
+            worst = (shown, scope)
+        scopes.append(
+            {
+                "scope": scope,
+                "collateral": format_decimal(collateral),
+                "margin_balance": format_decimal(collateral + risk.unrealized_pnl),
+                "maintenance_margin": format_decimal(risk.maintenance_margin),
+                "margin_ratio": _text(ratio),
+                "liquidatable": liquidatable,
+            }
+        )
+    symbols = {
+        symbol: {
+            "margin_mode": account.mode_for(symbol).value,
+            "leverage": format_decimal(account.leverage_for(symbol)),
+            "mark_price": _text(state.marks.get(symbol)),
+        }
+        for symbol in sorted(state.instruments)
+    }
+    orders = [
+        {
+            "order_id": order.order_id,
+            "symbol": order.symbol,
+            "side": "buy" if order.side.value == "long" else "sell",
+            "order_type": order.order_type.value,
+            "quantity": format_decimal(order.quantity),
+            "price": _text(order.price),
+            "reduce_only": order.reduce_only,
+            "reserved": format_decimal(order.reserved),
+        }
+        for order in sorted(account.orders.values(), key=lambda o: o.order_id)
+    ]
+    isolated_total = sum(account.isolated.values(), ZERO)
+    return {
+        "account": account_id,
+        "summary": {
+            "wallet_balance": format_decimal(account.wallet),
+            "isolated_margin": format_decimal(isolated_total),
+            "equity": report["equity"],
+            "margin_balance": report["margin_balance"],
+            "maintenance_margin": format_decimal(maintenance_total),
+            "margin_ratio": None if worst is None else format_decimal(worst[0]),
+            "worst_scope": None if worst is None else worst[1],
+            "margin_call_threshold": format_decimal(MARGIN_CALL_THRESHOLD),
+            "margin_calls": sorted(account.margin_calls),
+        },
+        "report": report,
+        "scopes": scopes,
+        "symbols": symbols,
+        "position_mode": account.position_mode.value,
+        "orders": orders,
+    }
+
+
+def event_accounts(event: dict[str, Any]) -> set[str]:
+    """The accounts an event concerns."""
+    found: set[str] = set()
+    if isinstance(event.get("account"), str):
+        found.add(event["account"])
+    for key in ("position", "order"):
+        nested = event.get(key)
+        if isinstance(nested, dict) and isinstance(nested.get("account"), str):
+            found.add(nested["account"])
+    for payment in event.get("payments") or []:
+        if isinstance(payment, dict) and isinstance(payment.get("account"), str):
+            found.add(payment["account"])
+    return found
+
+
+def _ledger_owner(ledger: str) -> str | None:
+    kind, _, rest = ledger.partition(":")
+    if kind == "wallet":
+        return rest
+    if kind == "isolated":
+        return rest.split(":", 1)[0]
+    return None
+
+
+def redact_for(event: dict[str, Any], account: str) -> dict[str, Any]:
+    """A copy of ``event`` holding nothing about accounts other than ``account``."""
+    copy = dict(event)
+    if "postings" in copy:
+        copy["postings"] = [
+            posting
+            for posting in copy["postings"] or []
+            if _ledger_owner(str(posting[0])) in (None, account)
+        ]
+    if "payments" in copy:
+        copy["payments"] = [
+            payment
+            for payment in copy["payments"] or []
+            if isinstance(payment, dict) and payment.get("account") == account
+        ]
+    return copy
+
+
+def symbols_marked(events: Iterable[dict[str, Any]]) -> set[str]:
+    return {
+        str(event["symbol"])
+        for event in events
+        if event.get("type") in ("MarkPriceUpdated", "FundingSettled") and "symbol" in event
+    }
+
+
+def holders_of(engine: Engine, symbols: set[str], among: Iterable[str]) -> set[str]:
+    """Which of the ``among`` accounts hold a position in one of ``symbols``."""
+    result = set()
+    for account_id in among:
+        account = engine.state.accounts.get(account_id)
+        if account is not None and any(key[0] in symbols for key in account.positions):
+            result.add(account_id)
+    return result

@@ -1,0 +1,67 @@
+"""A real service on loopback for tests: uvicorn in a thread, a fresh SQLite log (or a URL)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+
+from crossmargin.service.app import Setup, create_app
+from crossmargin.service.context import Feed
+from crossmargin.service.host import EngineSettings
+from crossmargin.service.keys import KeyRing
+
+OPERATOR_KEY = "operator-key-for-tests-0123456789"
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
+
+
+@dataclass
+class Running:
+    url: str
+    keys: KeyRing
+    app: Any
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://")
+
+    def client(self, key: str | None = OPERATOR_KEY) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+@contextmanager
+def serve(
+    database: str,
+    *,
+    feed: Feed | None = None,
+    setup: Setup | None = None,
+    symbols: tuple[str, ...] = SYMBOLS,
+    matching: str = "simulated",
+    keys: KeyRing | None = None,
+) -> Iterator[Running]:
+    ring = keys or KeyRing(None)
+    ring.ensure_operator(OPERATOR_KEY)
+    settings = EngineSettings(database=database, symbols=symbols, matching=matching)
+    app = create_app(settings, ring, feed=feed, setup=setup)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield Running(url=f"http://127.0.0.1:{port}", keys=ring, app=app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
