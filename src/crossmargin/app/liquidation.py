@@ -26,6 +26,7 @@ import dataclasses
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from crossmargin.app import screening
 from crossmargin.app.events import Event
 from crossmargin.app.model import CALLED, Account
 from crossmargin.app.trading import Fill, book_fill, isolated, wallet
@@ -55,6 +56,10 @@ def after_mark_update(d: Decision, symbol: str, *, screened: bool = True) -> dic
     holders = d.draft.holders.members(symbol)
     screen = d.draft.base.screen
     if screened and screen is not None:
+        base = d.draft.base
+        if base.screen_dirty:  # committed changes the screen has not seen yet
+            screening.sync(base, base.screen_dirty)
+            base.screen_dirty = set()
         price = d.draft.marks[symbol]
         flagged = screen.tick(symbol, float(price), float(MARGIN_CALL_THRESHOLD))
         overlay = d.draft.accounts.maps[0] if hasattr(d.draft.accounts, "maps") else {}

@@ -181,6 +181,7 @@ class EngineState:
         self.holders = MembershipIndex()  # symbol -> accounts with a position; CALLED -> accounts
         self.sequence = 0  # events applied
         self.screen: LiquidationScreen | None = None  # float pre-screen, kept by the writer
+        self.screen_dirty: set[str] = set()  # accounts changed since the screen last saw them
 
     def draft(self) -> Draft:
         return Draft(self)

@@ -123,7 +123,8 @@ class Engine:
                 continue
             if outcome.draft is not None:
                 outcome.draft.commit()  # later commands of the batch see this one
-                screening.sync(self.state, screening.touched_accounts(outcome.events))
+                # the screen is brought up to date lazily, at the next mark tick
+                self.state.screen_dirty |= screening.touched_accounts(outcome.events)
             outcomes.append(outcome)
             pending.append((command_id, command, outcome.result, outcome.events))
             seen_here[command_id] = outcome.result

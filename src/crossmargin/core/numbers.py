@@ -107,5 +107,8 @@ def format_decimal(value: Decimal) -> str:
     """Full precision, no exponent, no trailing zeros: ``Decimal('71200.811450')`` -> ``71200.81145``."""
     if value == 0:
         return "0"
-    text = format(value.normalize(), "f")
+    # No normalize(): it rounds to the context precision. Strip zeros from the text instead.
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
     return text
