@@ -5,8 +5,9 @@ its hash with the latest snapshot's hash at that snapshot's sequence number.
 
 check: fold every event and verify after each one that (a) its postings sum to zero, (b) all
 wallets + isolated margins + insurance fund + fee income + external flows sum to exactly zero,
-(c) no wallet or isolated margin is negative unless a BadDebtRecorded event names that account,
-(d) the insurance fund is never negative.
+(d) the insurance fund is never negative; and after each entry (a command's events are applied
+atomically) that (c) no account without positions has a negative wallet or isolated margin unless
+a BadDebtRecorded event has named that account.
 """
 
 from __future__ import annotations
@@ -93,9 +94,12 @@ def check(store: EventStore, *, max_violations: int = 20) -> CheckReport:
             report.events += 1
             if event["type"] == "BadDebtRecorded":
                 bad_debt.add(str(event["account"]))
-            _check_state(state, entry.seq, str(event["type"]), bad_debt, report)
+            _check_state(state, entry.seq, str(event["type"]), report)
             if len(report.violations) >= max_violations:
                 return report
+        # An entry is atomic: a bankruptcy's events close the positions (the wallet goes negative)
+        # and only then record the bad debt, so (c) is judged once the whole entry is applied.
+        _check_balances(state, entry.seq, bad_debt, report)
     report.totals = {
         "wallets": sum((a.wallet for a in state.accounts.values()), Decimal(0)),
         "isolated_margin": sum(
@@ -109,17 +113,18 @@ def check(store: EventStore, *, max_violations: int = 20) -> CheckReport:
     return report
 
 
-def _check_state(
-    state: EngineState, seq: int, kind: str, bad_debt: set[str], report: CheckReport
-) -> None:
+def _check_state(state: EngineState, seq: int, kind: str, report: CheckReport) -> None:
     total = money_total(state)
     if total != 0:
         report.violations.append(f"entry {seq} {kind}: money sums to {total}, not zero")
     if state.ledgers.insurance_fund < 0:
         report.violations.append(f"entry {seq} {kind}: insurance fund is negative")
+
+
+def _check_balances(state: EngineState, seq: int, bad_debt: set[str], report: CheckReport) -> None:
     for account in state.accounts.values():
         negative = account.wallet < 0 or any(v < 0 for v in account.isolated.values())
         if negative and account.account_id not in bad_debt and not account.positions:
             report.violations.append(
-                f"entry {seq} {kind}: account {account.account_id} is negative without bad debt"
+                f"entry {seq}: account {account.account_id} is negative without bad debt"
             )
