@@ -1,7 +1,9 @@
 """Golden scenarios: given commands, expect results and events (tests/engine/golden/*.json).
 
 Each file is ``{"description", "notes", "venue", "symbols", "matching", "commands", "expect"}``
-with one expectation per command: ``{"result": {...}, "events": [{...}, ...]}``. Matching is by
+with one expectation per command: ``{"result": {...}, "events": [{...}, ...]}``, and optionally
+``"final"``: a subset of the end state as ``app.snapshot.state_to_data`` writes it (wallets,
+insurance fund, fee income, external flows...). Matching is by
 subset: every key written in an expectation must be present and equal (numbers compared as
 Decimal, so ``"2"`` matches ``Decimal("2.00")``); keys left out are not compared. The event list
 must have exactly as many events as the command produced, in the same order. The money values in
@@ -23,6 +25,7 @@ import pytest
 
 from crossmargin.app.audit import check, replay
 from crossmargin.app.model import Reason
+from crossmargin.app.snapshot import state_to_data
 from crossmargin.app.writer import Engine
 from crossmargin.ledger import open_store
 
@@ -113,6 +116,8 @@ def test_golden(path: Path, tmp_path: Path) -> None:
         assert stored is not None, f"{where}: not in the log"
         assert stored.result == result
         problems += matches(expect["events"], stored.events, f"{where} events")
+    if "final" in spec:
+        problems += matches(spec["final"], state_to_data(engine.state), f"{path.name} final state")
     assert not problems, "\n".join(problems)
     live = engine.state_hash()
     assert replay(store).state_hash == live
