@@ -27,6 +27,26 @@ class Running:
     keys: KeyRing
     app: Any
 
+    def open_account(self, account: str, deposit: str = "10000") -> str:
+        """Open ``account`` with a deposit; returns its key."""
+        with self.client() as operator:
+            opened = operator.post("/v1/accounts", json={"account": account})
+            opened.raise_for_status()
+            key: str = opened.json()["key"]
+            operator.post(f"/v1/accounts/{account}/deposits", json={"amount": deposit})
+        return key
+
+    def post_marks(self, **prices: str) -> dict[str, Any]:
+        with self.client() as operator:
+            response = operator.post("/v1/marks", json={"prices": prices})
+            response.raise_for_status()
+            result: dict[str, Any] = response.json()
+            return result
+
+    def state_hash(self) -> str:
+        with self.client() as operator:
+            return str(operator.get("/v1/engine").json()["state_hash"])
+
     @property
     def ws_url(self) -> str:
         return self.url.replace("http://", "ws://")
@@ -45,10 +65,11 @@ def serve(
     symbols: tuple[str, ...] = SYMBOLS,
     matching: str = "simulated",
     keys: KeyRing | None = None,
+    schema: str | None = None,
 ) -> Iterator[Running]:
     ring = keys or KeyRing(None)
     ring.ensure_operator(OPERATOR_KEY)
-    settings = EngineSettings(database=database, symbols=symbols, matching=matching)
+    settings = EngineSettings(database=database, schema=schema, symbols=symbols, matching=matching)
     app = create_app(settings, ring, feed=feed, setup=setup)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
     server = uvicorn.Server(config)

@@ -106,7 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> str:
         prices = feed.first_prices()
 
         async def setup(context: ServiceContext) -> None:
-            demo_keys = await demo.open_demo(context, prices)
+            demo_keys = await demo.open_demo(context, prices, feed.first_time())
             lines = [
                 "",
                 f"crossmargin demo: the worked example at {demo.describe_prices(prices)}",

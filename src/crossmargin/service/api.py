@@ -398,6 +398,11 @@ async def isolated_margin(request: Request, account: Owned, context: Context) ->
 # -- anyone with a key ------------------------------------------------------------------------
 
 
+@router.get("/me", tags=["market"], summary="who this key is: the operator or one account")
+async def whoami(who: Anyone) -> dict[str, Any]:
+    return {"operator": who.operator, "account": who.account}
+
+
 @router.get("/marks", tags=["market"], summary="the latest mark of every symbol")
 async def get_marks(context: Context, _: Anyone) -> dict[str, Any]:
     return {"symbols": list(context.symbols), "marks": context.host.prices.latest()}

@@ -7,8 +7,10 @@ symbols isolated), at the real prices of the replay's first mark, then replays t
 crash from ``DEMO_START``: ETH falls from about 3,400 to 1,900 on 19 May.
 
 Quantities are the notionals divided by the start prices, rounded down to ``QUANTITY_STEP``, so
-the notionals are the worked example's to within a few dollars. Every setup command has a fixed
-id, so running the setup again on the same log changes nothing.
+the notionals are the worked example's to within a few dollars. Each account deposits $1,000 plus
+the taker fees of its two opening orders, so that after opening it holds the worked example's
+$1,000 of collateral (the example ignores fees; a venue charges them). Every setup command has a
+fixed id, so running the setup again on the same log changes nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from crossmargin.core.errors import Conflict
-from crossmargin.core.numbers import format_decimal
+from crossmargin.core.numbers import format_decimal, round_requirement
 from crossmargin.service.context import ServiceContext
 
 EPISODE = "may-2021"
@@ -36,8 +38,21 @@ LEGS = {  # symbol: (side, notional in USDT, leverage)
 ACCOUNTS = {"demo-cross": "cross", "demo-isolated": "isolated"}
 
 
-def setup_commands(prices: Mapping[str, Decimal]) -> list[dict[str, Any]]:
+def quantities(prices: Mapping[str, Decimal]) -> dict[str, Decimal]:
+    return {
+        symbol: (notional / prices[symbol]).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
+        for symbol, (_, notional, _) in LEGS.items()
+    }
+
+
+def setup_commands(
+    prices: Mapping[str, Decimal], taker_fee_rates: Mapping[str, Decimal]
+) -> list[dict[str, Any]]:
     """Every command of the demo's setup, in order."""
+    sizes = quantities(prices)
+    fees = sum(
+        (round_requirement(sizes[s] * prices[s] * taker_fee_rates[s]) for s in LEGS), Decimal(0)
+    )
     commands: list[dict[str, Any]] = [
         {"type": "seed_insurance_fund", "command_id": "demo:fund", "amount": INSURANCE_FUND}
     ]
@@ -58,10 +73,10 @@ def setup_commands(prices: Mapping[str, Decimal]) -> list[dict[str, Any]]:
                 "type": "deposit",
                 "command_id": f"{tag}:deposit",
                 "account": account,
-                "amount": WALLET,
+                "amount": WALLET + fees,
             },
         ]
-        for symbol, (side, notional, leverage) in LEGS.items():
+        for symbol, (side, _, leverage) in LEGS.items():
             if mode == "isolated":
                 commands.append(
                     {
@@ -72,7 +87,7 @@ def setup_commands(prices: Mapping[str, Decimal]) -> list[dict[str, Any]]:
                         "margin_mode": "isolated",
                     }
                 )
-            quantity = (notional / prices[symbol]).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
+            quantity = sizes[symbol]
             commands += [
                 {
                     "type": "set_leverage",
@@ -95,10 +110,15 @@ def setup_commands(prices: Mapping[str, Decimal]) -> list[dict[str, Any]]:
     return commands
 
 
-async def open_demo(context: ServiceContext, prices: Mapping[str, Decimal]) -> dict[str, str]:
-    """Run the setup; returns a fresh key per demo account."""
-    commands = setup_commands(prices)
-    results = await context.host.submit_many(commands)
+async def open_demo(
+    context: ServiceContext, prices: Mapping[str, Decimal], stamp: datetime
+) -> dict[str, str]:
+    """Run the setup (its marks stamped ``stamp``); returns a fresh key per demo account."""
+    rates = await context.host.read(
+        lambda engine: {s: engine.state.instruments[s].taker_fee_rate for s in LEGS}
+    )
+    commands = setup_commands(prices, rates)
+    results = await context.host.submit_many(commands, stamp)
     for command, result in zip(commands, results, strict=True):
         if result.get("status") != "accepted":
             raise Conflict(

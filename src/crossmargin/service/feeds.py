@@ -77,6 +77,9 @@ class ReplayFeed:
     def first_prices(self) -> Mapping[str, Decimal]:
         return self.marks[0].prices
 
+    def first_time(self) -> datetime:
+        return self.marks[0].timestamp
+
     def status(self) -> dict[str, Any]:
         return {
             "kind": "replay",

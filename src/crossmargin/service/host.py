@@ -47,6 +47,7 @@ SUBSCRIBER_BACKLOG = 1_000
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EngineSettings:
     database: str
+    schema: str | None = None  # PostgreSQL only: the schema holding the log's tables
     venue: str = "binance-usdm"
     symbols: tuple[str, ...] = ()
     matching: str = "simulated"
@@ -107,8 +108,12 @@ class Hub:
 
 
 class PriceBoard:
-    """Latest mark and a bounded history per symbol, with the feed's timestamps (seconds, each
-    symbol's strictly increasing so a chart can plot them)."""
+    """Latest mark and a bounded history per symbol, with the feed's timestamps in seconds.
+
+    Each symbol's times strictly increase, so a chart can plot them: a mark in the same second as
+    the last one is moved one second on, and a mark from before the history's end (a replay of
+    2021 after prices posted today) starts a new history rather than bend the time axis.
+    """
 
     def __init__(self) -> None:
         self.history: dict[str, deque[tuple[int, str]]] = {}
@@ -116,6 +121,8 @@ class PriceBoard:
     def record(self, symbol: str, price: str, stamp: datetime) -> tuple[int, str]:
         series = self.history.setdefault(symbol, deque(maxlen=PRICE_HISTORY))
         seconds = int(stamp.timestamp())
+        if series and seconds < series[-1][0] - 1:
+            series.clear()
         if series and seconds <= series[-1][0]:
             seconds = series[-1][0] + 1
         point = (seconds, price)
@@ -174,7 +181,7 @@ class EngineHost:
 
     def _open(self) -> Engine:
         settings = self.settings
-        store = open_store(settings.database)
+        store = open_store(settings.database, schema=settings.schema)
         try:
             kwargs: dict[str, Any] = {"venue_name": settings.venue, "matching": settings.matching}
             if settings.symbols:

@@ -83,6 +83,9 @@ def account_view(engine: Engine, account_id: str) -> dict[str, Any] | None:
             "wallet_balance": format_decimal(account.wallet),
             "isolated_margin": format_decimal(isolated_total),
             "equity": report["equity"],
+            "unrealized_pnl": format_decimal(
+                Decimal(report["unrealized_pnl"]) + Decimal(report["isolated_unrealized_pnl"])
+            ),
             "margin_balance": report["margin_balance"],
             "maintenance_margin": format_decimal(maintenance_total),
             "margin_ratio": None if worst is None else format_decimal(worst[0]),
