@@ -1,0 +1,60 @@
+"""The key ring: hashed at rest, operator key from the environment or generated once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crossmargin.core.errors import Forbidden, InvalidInput, Unauthorized
+from crossmargin.service.keys import KeyRing
+
+
+def test_a_generated_operator_key_is_shown_once_and_stored_hashed(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    ring = KeyRing(path)
+    generated = ring.ensure_operator(None)
+    assert generated is not None
+    assert generated not in path.read_text()
+    assert path.stat().st_mode & 0o077 == 0
+    again = KeyRing(path)
+    assert again.ensure_operator(None) is None
+    assert again.resolve(generated).operator
+
+
+def test_an_operator_key_from_the_environment_replaces_the_stored_one(tmp_path: Path) -> None:
+    ring = KeyRing(tmp_path / "keys.json")
+    old = ring.ensure_operator(None)
+    assert ring.ensure_operator("a-key-given-by-the-environment") is None
+    assert ring.resolve("a-key-given-by-the-environment").operator
+    with pytest.raises(Unauthorized):
+        ring.resolve(old)
+    with pytest.raises(InvalidInput) as short:
+        ring.ensure_operator("short")
+    assert short.value.field == "CROSSMARGIN_OPERATOR_KEY"
+
+
+def test_an_account_key_is_scoped_and_a_new_one_revokes_the_old(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    ring = KeyRing(path)
+    first = ring.issue("alice")
+    who = ring.resolve(first)
+    assert not who.operator and who.account == "alice"
+    who.require_account("alice")
+    with pytest.raises(Forbidden):
+        who.require_account("bob")
+    with pytest.raises(Forbidden):
+        who.require_operator()
+    second = KeyRing(path).issue("alice")
+    reloaded = KeyRing(path)
+    assert reloaded.resolve(second).account == "alice"
+    with pytest.raises(Unauthorized):
+        reloaded.resolve(first)
+
+
+@pytest.mark.parametrize("key", [None, "", "op_guess"])
+def test_a_missing_or_unknown_key_is_unauthorized(key: str | None) -> None:
+    ring = KeyRing(None)
+    ring.ensure_operator("operator-key-0123456789")
+    with pytest.raises(Unauthorized):
+        ring.resolve(key)
