@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from crossmargin import __version__
+from crossmargin.cli.backtest import register as register_backtest
 from crossmargin.cli.demo_view import render_demo
 from crossmargin.cli.engine_cmd import register as register_engine_commands
 from crossmargin.cli.risk_view import account_table, scenario_table
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the worked example: cross vs isolated, two paths")
     demo.set_defaults(run=cmd_demo)
     register_engine_commands(commands)
+    register_backtest(commands)
     register_serve(commands)
     return parser
 

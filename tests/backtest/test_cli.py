@@ -1,0 +1,161 @@
+"""``crossmargin backtest`` end to end: text and JSON output, the report files, the event log
+kept with --store (replayable and conserving), and errors naming the field with exit code 2."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.backtest.scenarios import ETH_CRASH, eth_long_spec, write_candles
+from tests.helpers import run_cli
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "backtest"
+
+
+def spec_file(tmp_path: Path, **overrides: object) -> Path:
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(eth_long_spec(**overrides)), encoding="utf-8")
+    write_candles(tmp_path / "data", "ETHUSDT", ETH_CRASH)
+    return path
+
+
+def test_json_output_reports_exact_liquidations_and_writes_the_report(tmp_path: Path) -> None:
+    spec = spec_file(tmp_path)
+    out = tmp_path / "report"
+    code, stdout, stderr = run_cli(
+        "backtest", str(spec), "--data", str(tmp_path / "data"), "--out", str(out), "--json"
+    )
+    assert code == 0, stderr
+    document = json.loads(stdout)
+    modes = {m["mode"]: m for m in document["modes"]}
+    [isolated] = [a for a in modes["isolated"]["activities"] if a["kind"] == "liquidation"]
+    assert (isolated["price"], isolated["time"]) == ("2251.25", "2021-05-19T01:40:00+00:00")
+    assert modes["isolated"]["final_equity"] == "748.245"
+    assert modes["cross"]["final_equity"] == "0"
+    html = (out / "backtest.html").read_text(encoding="utf-8")
+    assert "Candles approximate the path" in html and "data:image/png;base64," in html
+    assert (out / "backtest.png").read_bytes().startswith(b"\x89PNG")
+    rows = (out / "backtest-events.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[0].startswith("timestamp,mode,kind")
+    assert any(",isolated,liquidation,ETHUSDT,long,1,2251.25," in row for row in rows)
+
+
+def test_text_output_has_the_summary_table_and_a_sweep(tmp_path: Path) -> None:
+    spec = spec_file(tmp_path)
+    code, stdout, stderr = run_cli(
+        "backtest",
+        str(spec),
+        "--data",
+        str(tmp_path / "data"),
+        "--out",
+        str(tmp_path / "r"),
+        "--sweep",
+        "leverage=2,10",
+    )
+    assert code == 0, stderr
+    assert "final equity" in stdout and "capital tied up" in stdout
+    assert "isolated: liquidation ETHUSDT long 1 @ 2251.25 at 2021-05-19 01:40" in stdout
+    assert "sweep over leverage" in stdout
+    assert (tmp_path / "r" / "sweep-leverage.png").is_file()
+
+
+def test_the_kept_event_log_replays_and_conserves_money(tmp_path: Path) -> None:
+    spec = spec_file(tmp_path, modes=["isolated"])
+    logs = tmp_path / "logs"
+    code, _, stderr = run_cli(
+        "backtest",
+        str(spec),
+        "--data",
+        str(tmp_path / "data"),
+        "--no-report",
+        "--store",
+        str(logs),
+    )
+    assert code == 0, stderr
+    code, stdout, stderr = run_cli("check", str(logs / "isolated.db"))
+    assert code == 0, stderr
+    assert "conservation holds" in stdout
+    code, stdout, stderr = run_cli("replay", str(logs / "isolated.db"))
+    assert code == 0, stderr
+    # a second run refuses to write into an existing log
+    code, _, stderr = run_cli(
+        "backtest",
+        str(spec),
+        "--data",
+        str(tmp_path / "data"),
+        "--no-report",
+        "--store",
+        str(logs),
+    )
+    assert code == 2 and "--store" in stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        (["--data", "nowhere"], "--data"),
+        ([], "--data"),
+        (["--from", "2021-05-20"], "from/to"),
+        (["--modes", "cross,sideways"], "--modes[1]"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_field(tmp_path: Path, extra: list[str], field: str) -> None:
+    spec = spec_file(tmp_path)
+    if extra and extra[0] != "--data":
+        extra = ["--data", str(tmp_path / "data"), *extra]
+    code, stdout, stderr = run_cli("backtest", str(spec), "--no-report", *extra)
+    assert code == 2, stdout
+    assert field in stderr
+
+
+def test_an_open_time_that_is_not_a_candle_is_refused(tmp_path: Path) -> None:
+    spec = eth_long_spec()
+    spec["positions"][0]["open_at"] = "2021-05-19T01:30"
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    write_candles(tmp_path / "data", "ETHUSDT", ETH_CRASH)
+    code, _, stderr = run_cli("backtest", str(path), "--data", str(tmp_path / "data"))
+    assert code == 2 and "positions[0].open_at" in stderr
+
+
+def test_a_position_the_wallet_cannot_open_is_refused_naming_it(tmp_path: Path) -> None:
+    spec = spec_file(tmp_path, wallet="10")
+    code, _, stderr = run_cli(
+        "backtest", str(spec), "--data", str(tmp_path / "data"), "--no-report"
+    )
+    assert code == 2 and "positions[0]" in stderr and "INSUFFICIENT_MARGIN" in stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("episode", ["march-2020", "may-2021", "ftx-2022"])
+def test_each_required_episode_runs_the_worked_example_and_writes_the_report(
+    tmp_path: Path, episode: str
+) -> None:
+    out = tmp_path / episode
+    code, stdout, stderr = run_cli(
+        "backtest",
+        str(EXAMPLES / "worked-example.yaml"),
+        "--episode",
+        episode,
+        "--out",
+        str(out),
+        "--json",
+    )
+    assert code == 0, stderr
+    document = json.loads(stdout)
+    assert [m["mode"] for m in document["modes"]] == ["cross", "isolated"]
+    for mode in document["modes"]:
+        assert Decimal(mode["final_equity"]) >= 0
+    assert (out / "backtest.html").stat().st_size > 10_000
+    assert (out / "sweep-leverage.png").is_file()
+
+
+def test_the_managed_example_spec_is_valid() -> None:
+    from crossmargin.sim.spec import load_spec
+
+    spec = load_spec(EXAMPLES / "managed-hedge.yaml")
+    assert spec.top_up is not None and spec.rebalance is not None
+    assert spec.modes == ("cross", "isolated", "mixed")
