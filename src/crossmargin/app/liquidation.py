@@ -9,13 +9,17 @@ position) at or below maintenance (MB <= MM) is liquidated by the exact core:
    its notional down to the cap of the bracket below (partial liquidation, bracket by bracket),
    else close it whole at the mark. The clearance fee (liquidation fee rate x notional closed,
    capped at what the scope still has above zero) goes to the insurance fund.
-3. A scope whose margin balance is negative at the mark is bankrupt: the insurance fund pays the
-   deficit into it and every position in it is closed at the mark. When the fund cannot pay,
-   the largest position is auto-deleveraged instead: it is closed at its bankruptcy price against
-   opposite positions of other accounts, ranked by profit and effective leverage
-   (``PnL% x leverage`` for profitable positions, ``PnL% / leverage`` otherwise), at no fee; a
-   remainder no counterparty can absorb is closed at the mark, the fund pays what it has, and
-   what is left is recorded as ``BadDebtRecorded`` on the account.
+3. A scope whose margin balance is negative at the mark is bankrupt: every position in it is
+   closed at the mark. When the fund cannot cover the deficit, the largest position is first
+   auto-deleveraged: closed at its bankruptcy price against opposite positions of other
+   accounts, ranked by profit and effective leverage (``PnL% x leverage`` for profitable
+   positions, ``PnL% / leverage`` otherwise), at no fee; a remainder no counterparty can absorb
+   is closed at the mark.
+4. A scope left with no position and negative collateral (after 3, or after 2 by rounding dust)
+   is settled: the fund pays what it can of the realized deficit (``InsuranceFundPaid``) and what
+   is left is recorded as ``BadDebtRecorded`` (the collateral stays negative by that amount).
+   Every amount posted is on the money quantum: the fund pays the realized, quantized deficit,
+   and a fee capped by the margin balance is capped at that balance rounded down.
 Margin calls: a scope whose margin ratio reaches the threshold (default 80%) gets
 ``MarginCallIssued`` once, and ``MarginCallCleared`` when it falls back below.
 """
@@ -33,7 +37,7 @@ from crossmargin.app.trading import Fill, book_fill, isolated, wallet
 from crossmargin.app.views import book_for, scopes_at_risk
 from crossmargin.core.liquidation import Leg, bankruptcy_price
 from crossmargin.core.margin import maintenance_terms
-from crossmargin.core.numbers import ZERO, round_requirement
+from crossmargin.core.numbers import ZERO, round_balance_delta, round_requirement
 from crossmargin.core.position import Position
 from crossmargin.core.risk import total_risk
 
@@ -142,14 +146,15 @@ def liquidate_scope(d: Decision, account_id: str, scope: str) -> None:
         balance, liquidatable = _scope_state(d, account_id, scope)
         positions = _scope_positions(d.draft.accounts[account_id], scope)
         if not liquidatable or not positions:
-            return
+            break
         if balance < 0:
             _bankrupt(d, account_id, scope, -balance)
-            return
+            break
         key, position = max(
             positions, key=lambda item: (item[1].quantity * _mark(d, item[1]), item[0])
         )
         _reduce(d, account_id, scope, key, position, balance)
+    _settle_deficit(d, account_id, scope)
 
 
 def _in_scope(position: Position, account: Account, scope: str) -> bool:
@@ -207,8 +212,11 @@ def _reduce(
             keep = (lower_cap / mark).quantize(QUANTITY_QUANTUM, rounding="ROUND_FLOOR")
             if 0 < keep < position.quantity:
                 quantity, partial = position.quantity - keep, True
+    # the fee is owed to the fund (rounded up) but capped at what the scope still has (rounded
+    # down), so every amount posted stays on the money quantum
     fee = min(
-        round_requirement(quantity * mark * instrument.liquidation_fee_rate), max(ZERO, balance)
+        round_requirement(quantity * mark * instrument.liquidation_fee_rate),
+        max(ZERO, round_balance_delta(balance)),
     )
     if fee > 0:
         d.emit(
@@ -239,34 +247,44 @@ def _reduce(
 
 
 def _bankrupt(d: Decision, account_id: str, scope: str, deficit: Decimal) -> None:
-    ledger = _collateral_ledger(account_id, scope)
-    fund = d.draft.ledgers.insurance_fund
-    if fund >= deficit:
-        d.emit(_fund_pays(account_id, scope, ledger, deficit))
-        _close_all_at_mark(d, account_id, scope)
-        return
-    account = d.draft.accounts[account_id]
-    positions = _scope_positions(account, scope)
-    key, position = max(positions, key=lambda item: (item[1].quantity * _mark(d, item[1]), item[0]))
-    book = book_for(d.draft, account)
-    price = _bankruptcy_price(d, account, scope, position, book)
-    if price is not None:
-        _auto_deleverage(d, account_id, scope, key, position, price)
+    """Close a scope whose margin balance is negative: ADL first when the fund cannot cover it.
+
+    The deficit itself is settled afterwards by :func:`_settle_deficit`, on the realized
+    (quantized) balance rather than on the exact negative margin balance.
+    """
+    if d.draft.ledgers.insurance_fund < deficit:
+        account = d.draft.accounts[account_id]
+        positions = _scope_positions(account, scope)
+        key, position = max(
+            positions, key=lambda item: (item[1].quantity * _mark(d, item[1]), item[0])
+        )
+        book = book_for(d.draft, account)
+        price = _bankruptcy_price(d, account, scope, position, book)
+        if price is not None:
+            _auto_deleverage(d, account_id, scope, key, position, price)
     _close_all_at_mark(d, account_id, scope)
-    left = -_collateral_balance(d, account_id, scope)  # every position of the scope is closed
-    if left > 0:
-        paid = min(left, d.draft.ledgers.insurance_fund)
-        if paid > 0:
-            d.emit(_fund_pays(account_id, scope, ledger, paid))
-        if left - paid > 0:
-            d.emit(
-                {
-                    "type": "BadDebtRecorded",
-                    "account": account_id,
-                    "scope": scope,
-                    "amount": left - paid,
-                }
-            )
+
+
+def _settle_deficit(d: Decision, account_id: str, scope: str) -> None:
+    """A scope left with no position and negative collateral: the fund pays what it can and the
+    rest is recorded as bad debt (the collateral stays negative by that amount)."""
+    if _scope_positions(d.draft.accounts[account_id], scope):
+        return
+    left = -_collateral_balance(d, account_id, scope)
+    if left <= 0:
+        return
+    paid = min(left, d.draft.ledgers.insurance_fund)
+    if paid > 0:
+        d.emit(_fund_pays(account_id, scope, _collateral_ledger(account_id, scope), paid))
+    if left - paid > 0:
+        d.emit(
+            {
+                "type": "BadDebtRecorded",
+                "account": account_id,
+                "scope": scope,
+                "amount": left - paid,
+            }
+        )
 
 
 def _collateral_balance(d: Decision, account_id: str, scope: str) -> Decimal:
