@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from crossmargin.core.errors import InvalidInput
-from crossmargin.core.numbers import parse_decimal, parse_positive
+from crossmargin.core.numbers import MONEY_QUANTUM, parse_decimal, parse_positive
 
 COMMAND_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # type: (required fields, optional fields)
@@ -68,6 +68,10 @@ def validate(command: object) -> dict[str, Any]:
     for name in ("amount", "quantity", "leverage"):
         if name in command:
             parse_positive(command[name], name)
+    if "amount" in command:
+        amount = parse_decimal(command["amount"], "amount")
+        if amount != amount.quantize(MONEY_QUANTUM):  # ledgers hold money on its quantum
+            raise InvalidInput("amount", f"must be a multiple of {MONEY_QUANTUM:f}")
     if command.get("price") is not None:
         parse_positive(command["price"], "price")
     if "rate" in command:
