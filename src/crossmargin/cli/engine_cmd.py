@@ -29,7 +29,7 @@ def dumps(value: object) -> str:
 
 
 def cmd_engine(args: argparse.Namespace) -> str:
-    store = open_store(args.db)
+    store = open_store(args.db, schema=args.schema)
     engine = Engine(
         store,
         venue_name=args.venue,
@@ -57,7 +57,7 @@ def cmd_engine(args: argparse.Namespace) -> str:
 
 
 def cmd_replay(args: argparse.Namespace) -> str:
-    store = open_store(args.db, create=False)
+    store = open_store(args.db, create=False, schema=args.schema)
     report = replay(store)
     store.close()
     lines = [
@@ -75,7 +75,7 @@ def cmd_replay(args: argparse.Namespace) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> str:
-    store = open_store(args.db, create=False)
+    store = open_store(args.db, create=False, schema=args.schema)
     report = check(store)
     store.close()
     lines = [f"events checked: {report.events}"]
@@ -86,16 +86,48 @@ def cmd_check(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+SCHEMA_HELP = "PostgreSQL schema holding the log's tables (default public)"
+
+
 def register(commands: Any) -> None:
     engine = commands.add_parser("engine", help="run the engine: JSON commands in, results out")
     engine.add_argument("db", metavar="DB", help="SQLite path or postgresql:// URL")
     engine.add_argument("--venue", default="binance-usdm")
     engine.add_argument("--symbols", default="", help="comma-separated (first start only)")
     engine.add_argument("--matching", default="simulated", choices=["simulated", "external"])
+    engine.add_argument("--schema", default=None, help=SCHEMA_HELP)
     engine.set_defaults(run=cmd_engine)
     replay_parser = commands.add_parser("replay", help="rebuild state from the log and verify it")
     replay_parser.add_argument("db", metavar="DB")
+    replay_parser.add_argument("--schema", default=None, help=SCHEMA_HELP)
     replay_parser.set_defaults(run=cmd_replay)
     check_parser = commands.add_parser("check", help="verify conservation after every event")
     check_parser.add_argument("db", metavar="DB")
+    check_parser.add_argument("--schema", default=None, help=SCHEMA_HELP)
     check_parser.set_defaults(run=cmd_check)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m crossmargin.cli.engine_cmd engine|replay|check ...``: the same commands without
+    importing the rest of the CLI (batch, sim, service), so an engine restarts faster after a
+    crash. Errors are reported as ``crossmargin`` reports them."""
+    from crossmargin.core.errors import CrossmarginError, InvalidInput
+
+    parser = argparse.ArgumentParser(prog="crossmargin")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        output = args.run(args)
+    except InvalidInput as error:
+        print(f"crossmargin: error: {error}", file=sys.stderr)
+        return 2
+    except CrossmarginError as error:
+        print(f"crossmargin: error: {error}", file=sys.stderr)
+        return 1
+    if output:
+        print(output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
