@@ -19,6 +19,7 @@ from crossmargin.cli.demo_view import render_demo
 from crossmargin.cli.engine_cmd import register as register_engine_commands
 from crossmargin.cli.risk_view import account_table, scenario_table
 from crossmargin.cli.serve import register as register_serve
+from crossmargin.cli.stress import register as register_stress
 from crossmargin.core.errors import CrossmarginError, InvalidInput
 from crossmargin.core.portfolio import parse_portfolio, report_json
 from crossmargin.core.risk import account_report
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_engine_commands(commands)
     register_backtest(commands)
     register_serve(commands)
+    register_stress(commands)
     return parser
 
 
