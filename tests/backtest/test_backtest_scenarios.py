@@ -195,3 +195,14 @@ def test_the_same_spec_gives_the_same_log_twice(tmp_path: Path, name: str) -> No
     first = run(tmp_path, eth_long_spec(), {"ETHUSDT": ETH_CRASH})
     second = run(tmp_path, eth_long_spec(), {"ETHUSDT": ETH_CRASH})
     assert mode(first, name).state_hash == mode(second, name).state_hash
+
+
+@pytest.mark.parametrize("venue", ["okx-swap", "hyperliquid", "dydx", "bybit-linear"])
+def test_other_presets_run_on_binance_named_candles(tmp_path: Path, venue: str) -> None:
+    """The venue's own instrument names (ETH-USDT-SWAP, ETH, ETH-USD) trade the ETHUSDT candles;
+    activities are reported under the candles' symbol. Every preset liquidates the 10x isolated
+    long on the way to hour 2's Low of 1,400 at the latest."""
+    result = run(tmp_path, eth_long_spec(venue=venue), {"ETHUSDT": ETH_CRASH})
+    liquidations = mode(result, "isolated").liquidations
+    assert liquidations and liquidations[0].symbol == "ETHUSDT"
+    assert liquidations[0].timestamp <= START + timedelta(hours=2, minutes=40)

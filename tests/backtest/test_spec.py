@@ -157,3 +157,22 @@ def test_the_sweep_option_parses_a_list() -> None:
     assert (sweep.parameter, sweep.values) == ("leverage", (Decimal(2), Decimal(5), Decimal(10)))
     with pytest.raises(InvalidInput):
         parse_sweep_option("gearing=2")
+
+
+@pytest.mark.parametrize(
+    ("venue", "written", "instrument", "market"),
+    [
+        ("okx-swap", "BTCUSDT", "BTC-USDT-SWAP", "BTCUSDT"),
+        ("hyperliquid", "ETHUSDT", "ETH", "ETHUSDT"),
+        ("dydx", "BTC-USD", "BTC-USD", "BTCUSDT"),
+        ("okx-swap", "ETH-USDT-SWAP", "ETH-USDT-SWAP", "ETHUSDT"),
+        ("binance-usdm", "ETHUSDT", "ETHUSDT", "ETHUSDT"),
+    ],
+)
+def test_a_symbol_maps_to_the_venues_instrument_and_to_the_candle_files(
+    venue: str, written: str, instrument: str, market: str
+) -> None:
+    spec = eth_long_spec(venue=venue)
+    spec["positions"][0]["symbol"] = written
+    position = parse_spec(spec).positions[0]
+    assert (position.instrument, position.symbol) == (instrument, market)

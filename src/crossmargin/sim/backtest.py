@@ -237,7 +237,8 @@ class _ModeRun:
         self.mode = mode
         self.store = store
         self.progress = progress
-        self.engine = Engine(store, venue_name=spec.venue, symbols=spec.symbols)
+        self.engine = Engine(store, venue_name=spec.venue, symbols=spec.instruments)
+        self.market_of = {p.instrument: p.symbol for p in spec.positions}
         self.read_seq = store.last_seq()
         self.counter = 0
         self.marks_posted = 0
@@ -268,6 +269,9 @@ class _ModeRun:
         return result
 
     def _record(self, kind: str, **values: Any) -> None:
+        """An activity, its symbol shown as the market-data symbol (the report's name)."""
+        if values.get("symbol"):
+            values["symbol"] = self.market_of.get(values["symbol"], values["symbol"])
         self.activities.append(Activity(timestamp=self.now, mode=self.mode, kind=kind, **values))
 
     def _event(self, event: dict[str, Any]) -> None:
@@ -364,12 +368,12 @@ class _ModeRun:
         self.execute({"type": "seed_insurance_fund", "amount": INSURANCE_SEED})
         for index, position in enumerate(self.spec.positions):
             wanted = self._mode_for(position)
-            if self.account.mode_for(position.symbol) is not wanted:
+            if self.account.mode_for(position.instrument) is not wanted:
                 result = self.execute(
                     {
                         "type": "set_margin_mode",
                         "account": ACCOUNT,
-                        "symbol": position.symbol,
+                        "symbol": position.instrument,
                         "margin_mode": wanted.value,
                     }
                 )
@@ -378,7 +382,7 @@ class _ModeRun:
                 {
                     "type": "set_leverage",
                     "account": ACCOUNT,
-                    "symbol": position.symbol,
+                    "symbol": position.instrument,
                     "leverage": position.leverage,
                 }
             )
@@ -396,8 +400,8 @@ class _ModeRun:
         for mark in replay(self.market):
             start = mark.candle_start if mark.candle_start is not None else mark.timestamp
             self.now = mark.timestamp
-            for symbol in self.spec.symbols:
-                self.move(symbol, mark.prices[symbol])
+            for position in self.spec.positions:
+                self.move(position.instrument, mark.prices[position.symbol])
             if mark.step is IntrabarStep.OPEN:
                 for index, position in due.get(start, []):
                     self.open(index, position, strict=start == first)
@@ -419,7 +423,7 @@ class _ModeRun:
         return self.result()
 
     def open(self, index: int, position: PositionSpec, *, strict: bool) -> None:
-        price = self.engine.state.marks[position.symbol]
+        price = self.engine.state.marks[position.instrument]
         quantity = quantity_for(position, price, self.spec.quantity_step)
         self.reason = "open"
         result = self.execute(
@@ -427,7 +431,7 @@ class _ModeRun:
                 "type": "place_order",
                 "account": ACCOUNT,
                 "order_id": f"open-{index}",
-                "symbol": position.symbol,
+                "symbol": position.instrument,
                 "side": "buy" if position.side is Side.LONG else "sell",
                 "order_type": "market",
                 "quantity": quantity,
@@ -437,10 +441,12 @@ class _ModeRun:
 
     def settle_funding(self, moment: datetime) -> None:
         self.reason = "funding"
-        for symbol in self.spec.symbols:
-            rate = self.spec.funding.rate(symbol, moment)
+        for position in self.spec.positions:
+            rate = self.spec.funding.rate(position.symbol, moment)
             if rate != 0:
-                self.execute({"type": "settle_funding", "symbol": symbol, "rate": rate})
+                self.execute(
+                    {"type": "settle_funding", "symbol": position.instrument, "rate": rate}
+                )
 
     # -- moving a mark ---------------------------------------------------------------------
 
@@ -597,16 +603,20 @@ class _ModeRun:
 
     def rebalance(self) -> None:
         rule = self.spec.rebalance
-        if rule is None or rule.hedge in self.stopped:
+        if rule is None:
+            return
+        base_spec, hedge_spec = self.spec.position(rule.base), self.spec.position(rule.hedge)
+        if hedge_spec.instrument in self.stopped:
             return
         state = self.engine.state
-        base = self._held(rule.base)
-        hedge = self._held(rule.hedge)
-        hedge_spec = self.spec.position(rule.hedge)
-        mark = state.marks.get(rule.hedge)
+        base = self._held(base_spec.instrument)
+        hedge = self._held(hedge_spec.instrument)
+        mark = state.marks.get(hedge_spec.instrument)
         if mark is None:
             return
-        target = ZERO if base is None else base.quantity * state.marks[rule.base] * rule.ratio
+        target = (
+            ZERO if base is None else base.quantity * state.marks[base_spec.instrument] * rule.ratio
+        )
         current = ZERO
         if hedge is not None:
             current = hedge.quantity * mark * (1 if hedge.side is hedge_spec.side else -1)
@@ -624,7 +634,7 @@ class _ModeRun:
             "type": "place_order",
             "account": ACCOUNT,
             "order_id": f"rebalance-{self.counter + 1}",
-            "symbol": rule.hedge,
+            "symbol": hedge_spec.instrument,
             "side": "buy" if side is Side.LONG else "sell",
             "order_type": "market",
             "quantity": quantity if growing or hedge is None else min(quantity, hedge.quantity),
@@ -654,7 +664,7 @@ class _ModeRun:
         book = book_for(state, account)
         tracks = {}
         for spec in self.spec.positions:
-            held = next((p for p in book.positions if p.symbol == spec.symbol), None)
+            held = next((p for p in book.positions if p.symbol == spec.instrument), None)
             tracks[spec.label] = PositionSample(
                 entry_price=None if held is None else held.entry_price,
                 liquidation_price=None if held is None else self._liquidation_price(book, held),
@@ -663,7 +673,7 @@ class _ModeRun:
             Sample(
                 timestamp=timestamp,
                 candle_start=candle_start,
-                prices={symbol: state.marks[symbol] for symbol in self.spec.symbols},
+                prices={p.symbol: state.marks[p.instrument] for p in self.spec.positions},
                 equity=account.wallet + isolated + upnl,
                 margin_ratio=max(known) if known else None,
                 capital=cross_im + isolated,

@@ -35,6 +35,7 @@ ratios lie in (0, 1]; rule symbols are positions of the spec.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from typing import Any
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.numbers import parse_decimal, parse_non_negative, parse_positive
 from crossmargin.core.position import MarginMode, Side
-from crossmargin.core.venues import DEFAULT_VENUE, MarginModeScope, venue
+from crossmargin.core.venues import DEFAULT_VENUE, MarginModeScope, VenueRules, venue
 from crossmargin.sim.market import parse_utc_datetime
 
 MODES = ("cross", "isolated", "mixed")
@@ -92,9 +93,10 @@ class PositionSpec:
     """A position to open: size by ``quantity``, ``notional_usd`` or ``margin_usd`` (one of)."""
 
     label: str
-    symbol: str
+    symbol: str  # the market-data symbol (candle files): BTCUSDT
     side: Side
     leverage: Decimal
+    instrument: str = ""  # the venue's name for it (BTC-USDT-SWAP on okx-swap); default symbol
     quantity: Decimal | None = None
     notional_usd: Decimal | None = None
     margin_usd: Decimal | None = None
@@ -179,13 +181,49 @@ class BacktestSpec:
 
     @property
     def symbols(self) -> tuple[str, ...]:
+        """Market-data symbols, in the spec's order."""
         return tuple(position.symbol for position in self.positions)
 
+    @property
+    def instruments(self) -> tuple[str, ...]:
+        """The venue's instrument names, in the spec's order."""
+        return tuple(position.instrument for position in self.positions)
+
     def position(self, symbol: str) -> PositionSpec:
+        """The position on ``symbol`` (a market-data symbol or the venue's instrument name)."""
         for position in self.positions:
-            if position.symbol == symbol:
+            if symbol in (position.symbol, position.instrument):
                 return position
         raise InvalidInput("symbol", f"{symbol} is not a position of this spec")
+
+
+QUOTE_SUFFIXES = ("-USDT-SWAP", "-USDT", "-USD", "USDT", "USDC", "USD")
+
+
+def base_asset(symbol: str) -> str:
+    """``BTCUSDT``, ``BTC-USDT-SWAP``, ``BTC-USD`` and ``BTC`` all trade the base asset BTC."""
+    for suffix in QUOTE_SUFFIXES:
+        if symbol.endswith(suffix) and len(symbol) > len(suffix):
+            return symbol[: -len(suffix)]
+    return symbol
+
+
+def venue_instrument(rules: VenueRules, symbol: str) -> str | None:
+    """The venue's name for ``symbol``: itself when the venue lists it, else the same base asset
+    under the venue's naming (``BTCUSDT`` is ``BTC-USDT-SWAP`` on OKX, ``BTC`` on Hyperliquid,
+    ``BTC-USD`` on dYdX)."""
+    if rules.instrument(symbol) is not None:
+        return symbol
+    base = base_asset(symbol)
+    for candidate in (f"{base}USDT", f"{base}-USDT-SWAP", base, f"{base}-USD"):
+        if rules.instrument(candidate) is not None:
+            return candidate
+    return None
+
+
+def market_symbol(symbol: str) -> str:
+    """The candle files' symbol for a position written as ``symbol``: Binance-style BASEUSDT."""
+    return symbol if symbol.endswith(("USDT", "USDC")) else f"{base_asset(symbol)}USDT"
 
 
 def load_spec(path: str | Path) -> BacktestSpec:
@@ -239,16 +277,21 @@ def parse_spec(
         raise InvalidInput("positions", "expected a non-empty list")
     positions = tuple(_position(item, f"positions[{i}]") for i, item in enumerate(raw_positions))
     seen: set[str] = set()
+    mapped = []
     for index, position in enumerate(positions):
-        if position.symbol in seen:
-            raise InvalidInput(
-                f"positions[{index}].symbol", f"{position.symbol} appears twice (one per symbol)"
-            )
-        seen.add(position.symbol)
-        if rules.instrument(position.symbol) is None:
+        instrument = venue_instrument(rules, position.symbol)
+        if instrument is None:
             raise InvalidInput(
                 f"positions[{index}].symbol", f"{position.symbol} is not in the {rules.name} table"
             )
+        symbol = market_symbol(position.symbol)
+        if symbol in seen:
+            raise InvalidInput(
+                f"positions[{index}].symbol", f"{symbol} appears twice (one position per symbol)"
+            )
+        seen.add(symbol)
+        mapped.append(dataclasses.replace(position, symbol=symbol, instrument=instrument))
+    positions = tuple(mapped)
     if "mixed" in modes and rules.margin_mode_scope is MarginModeScope.ACCOUNT:
         chosen = {position.margin_mode for position in positions}
         if len(chosen) > 1:
@@ -357,6 +400,7 @@ def _position(item: object, where: str) -> PositionSpec:
     return PositionSpec(
         label=_text(data.get("label", f"{symbol} {side.value}"), f"{where}.label"),
         symbol=symbol,
+        instrument=symbol,
         side=side,
         leverage=leverage,
         quantity=size if sizes[0] == "quantity" else None,
@@ -404,8 +448,8 @@ def _rebalance(value: object, symbols: set[str]) -> RebalanceRule | None:
     unknown = sorted(set(data) - {"base", "hedge", "ratio", "band", "every_hours"})
     if unknown:
         raise InvalidInput(f"{where}.{unknown[0]}", "unknown field")
-    base = _text(_required(data, "base", f"{where}."), f"{where}.base").upper()
-    hedge = _text(_required(data, "hedge", f"{where}."), f"{where}.hedge").upper()
+    base = market_symbol(_text(_required(data, "base", f"{where}."), f"{where}.base").upper())
+    hedge = market_symbol(_text(_required(data, "hedge", f"{where}."), f"{where}.hedge").upper())
     for name, symbol in (("base", base), ("hedge", hedge)):
         if symbol not in symbols:
             raise InvalidInput(f"{where}.{name}", f"{symbol} is not one of the positions")

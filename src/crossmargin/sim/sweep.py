@@ -93,13 +93,15 @@ def sweep_book(
     cross_initial = ZERO
     positions: list[Position] = []
     for declared in spec.positions:
-        instrument = rules.instrument(declared.symbol)
+        instrument = rules.instrument(declared.instrument)
         if instrument is None:
-            raise InvalidInput("positions", f"{declared.symbol} is not in the {rules.name} table")
-        instruments[declared.symbol] = instrument
+            raise InvalidInput(
+                "positions", f"{declared.instrument} is not in the {rules.name} table"
+            )
+        instruments[declared.instrument] = instrument
         leverage = value if parameter == "leverage" else declared.leverage
         sized = dataclasses.replace(declared, leverage=leverage)
-        price = prices[declared.symbol]
+        price = prices[declared.instrument]
         quantity = quantity_for(sized, price, spec.quantity_step)
         margin_mode = _mode_of(mode, declared.margin_mode)
         notional = quantity * price
@@ -124,7 +126,7 @@ def sweep_book(
             cross_initial += initial
         positions.append(
             Position(
-                symbol=declared.symbol,
+                symbol=declared.instrument,
                 side=declared.side,
                 quantity=quantity,
                 entry_notional=notional,
@@ -157,7 +159,7 @@ def run_sweep(
         if not chosen:
             raise InvalidInput("--sweep", "an allocation sweep needs the isolated or mixed mode")
     first = market.rows[0]
-    opening = {symbol: first[symbol].open for symbol in spec.symbols}
+    opening = {p.instrument: first[p.symbol].open for p in spec.positions}
     keys: list[tuple[str, Decimal]] = []
     books: list[Book] = []
     refused: dict[tuple[str, Decimal], str] = {}
@@ -209,7 +211,7 @@ def _first_liquidations(
 ) -> dict[tuple[str, Decimal], datetime]:
     arrays = from_books(books)
     valuation = revalue(arrays, backend="numpy")
-    slots = {symbol: arrays.symbol_index(symbol) for symbol in spec.symbols}
+    slots = {p.symbol: arrays.symbol_index(p.instrument) for p in spec.positions}
     found: dict[tuple[str, Decimal], datetime] = {}
     alive = np.ones(arrays.account_count, dtype=np.bool_)
 
@@ -242,7 +244,8 @@ def _settle_funding(
     """Funding out of the cross wallet or the isolated margin (float twin of the engine's
     ``settle_funding``: notional at the mark x rate, longs pay a positive rate)."""
     rates = np.array(
-        [float(spec.funding.rate(symbol, moment)) for symbol in arrays.symbols], dtype=np.float64
+        [float(spec.funding.rate(spec.position(name).symbol, moment)) for name in arrays.symbols],
+        dtype=np.float64,
     )
     owed = arrays.side * arrays.quantity * marks[arrays.symbol] * rates[arrays.symbol]
     cross = ~arrays.isolated
