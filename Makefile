@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/crossmargin demo
+	$(BIN)/crossmargin serve --demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
