@@ -34,15 +34,17 @@ The simulated clock, per candle (times UTC; marks are the feed's intrabar marks)
 
 Events are timed with the mark that caused them: a level crossed on the way to the Low carries
 the Low mark's nominal time (start + 20 min). Candles cannot say more.
+
+Levels are computed in :mod:`crossmargin.sim.backtest_levels`; events are read back into
+activities and totals by :mod:`crossmargin.sim.backtest_events`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -50,48 +52,27 @@ from crossmargin.app.model import BOTH, Account
 from crossmargin.app.views import book_for, scopes_at_risk
 from crossmargin.app.writer import Engine
 from crossmargin.core.errors import InvalidInput, InvariantViolation
-from crossmargin.core.numbers import PRICE_QUANTUM, ZERO, round_requirement
+from crossmargin.core.numbers import ZERO, round_requirement
 from crossmargin.core.position import MarginMode, Position, Side
 from crossmargin.core.risk import (
     Book,
-    is_liquidatable,
-    margin_ratio,
     position_liquidation_price,
-    total_risk,
 )
 from crossmargin.ledger.store import EventStore
+from crossmargin.sim.backtest_events import ACCOUNT, LIQUIDATION_KINDS, Activity, ActivityLog
+from crossmargin.sim.backtest_levels import (
+    scope_liquidatable,
+    top_up_level,
+    triggering_liquidation_price,
+)
 from crossmargin.sim.feed import AlignedCandles, IntrabarStep, replay
 from crossmargin.sim.market import EPOCH
 from crossmargin.sim.memory_store import MemoryEventStore
 from crossmargin.sim.spec import BacktestSpec, PositionSpec
 
-ACCOUNT = "trader"
 INSURANCE_SEED = Decimal("1000000000000")
 FUNDING_HOURS = frozenset({0, 8, 16})
-LIQUIDATION_KINDS = frozenset({"liquidation", "partial-liquidation", "auto-deleverage"})
 MAX_LEVELS_PER_LEG = 50  # each level closes, reduces or tops up something; a backstop
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Activity:
-    """Something that happened to the trader, read from the engine's events.
-
-    ``amount_usd``: the trader's cash effect where there is one (fees and funding paid are
-    negative, a top-up moves money from the wallet into a position and is shown positive); for a
-    liquidation, ``loss_usd`` is the clearance fee plus the loss realised by the liquidation
-    fill, less what the insurance fund paid into the scope.
-    """
-
-    timestamp: datetime
-    mode: str
-    kind: str
-    symbol: str = ""
-    side: str = ""
-    quantity: Decimal | None = None
-    price: Decimal | None = None
-    amount_usd: Decimal | None = None
-    loss_usd: Decimal | None = None
-    note: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -238,24 +219,17 @@ class _ModeRun:
         self.store = store
         self.progress = progress
         self.engine = Engine(store, venue_name=spec.venue, symbols=spec.instruments)
-        self.market_of = {p.instrument: p.symbol for p in spec.positions}
         self.read_seq = store.last_seq()
         self.counter = 0
         self.marks_posted = 0
         self.now = market.timestamps[0]
-        self.activities: list[Activity] = []
+        self.log = ActivityLog(mode, {p.instrument: p.symbol for p in spec.positions})
         self.samples: list[Sample] = []
-        self.fees_paid = ZERO
-        self.liquidation_fees = ZERO
-        self.funding_paid = ZERO
-        self.top_ups = ZERO
         self.stopped: set[str] = set()
         self.reason = "open"
-        self._pending_fee = ZERO
-        self._pending_fund = ZERO
         self._liquidation_prices: dict[tuple[object, ...], Decimal | None] = {}
 
-    # -- commands and events -------------------------------------------------------------
+    # -- commands --------------------------------------------------------------------------
 
     def execute(self, command: dict[str, Any]) -> dict[str, Any]:
         self.counter += 1
@@ -265,81 +239,8 @@ class _ModeRun:
             self.read_seq = entry.seq
             for event in entry.events:
                 if isinstance(event, dict):
-                    self._event(event)
+                    self.log.consume(self.now, self.reason, event)
         return result
-
-    def _record(self, kind: str, **values: Any) -> None:
-        """An activity, its symbol shown as the market-data symbol (the report's name)."""
-        if values.get("symbol"):
-            values["symbol"] = self.market_of.get(values["symbol"], values["symbol"])
-        self.activities.append(Activity(timestamp=self.now, mode=self.mode, kind=kind, **values))
-
-    def _event(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if event.get("account") not in (ACCOUNT, None):
-            return
-        if kind == "OrderFilled":
-            fee = Decimal(event["fee"])
-            self.fees_paid += fee
-            self._record(
-                self.reason,
-                symbol=event["symbol"],
-                side="buy" if event["side"] == "long" else "sell",
-                quantity=event["quantity"],
-                price=event["price"],
-                amount_usd=-fee,
-                note=f"taker fee {fee}, realized PnL {event['realized_pnl']}",
-            )
-        elif kind == "LiquidationFeeCharged":
-            self.liquidation_fees += event["amount"]
-            self._pending_fee += event["amount"]
-        elif kind == "InsuranceFundPaid":
-            self._pending_fund += event["amount"]
-        elif kind == "PositionLiquidated":
-            self._liquidated(event)
-        elif kind == "FundingSettled":
-            for payment in event["payments"]:
-                if payment["account"] == ACCOUNT:
-                    self.funding_paid += payment["paid"]
-                    self._record(
-                        "funding",
-                        symbol=event["symbol"],
-                        price=event["mark"],
-                        amount_usd=-payment["paid"],
-                        note=f"rate {event['rate']}",
-                    )
-        elif kind == "IsolatedMarginAdded":
-            self.top_ups += event["amount"]
-            self._record(
-                "top-up", symbol=event["symbol"], amount_usd=event["amount"], note="rule top_up"
-            )
-        elif kind == "MarginCallIssued":
-            ratio = event["margin_ratio"]
-            shown = "none (margin balance <= 0)" if ratio is None else f"{ratio}"
-            self._record("margin-call", note=f"{event['scope']} margin ratio {shown}")
-        elif kind == "BadDebtRecorded":
-            self._record("bad-debt", amount_usd=-event["amount"], note=event["scope"])
-
-    def _liquidated(self, event: dict[str, Any]) -> None:
-        if event.get("liquidity") == "adl":
-            kind = "auto-deleverage"
-        else:
-            kind = "partial-liquidation" if event.get("partial") else "liquidation"
-        loss = self._pending_fee - event["realized_pnl"] - self._pending_fund
-        note = f"scope {event['scope']}"
-        if self._pending_fund:
-            note += f"; bankrupt, insurance fund paid {self._pending_fund}"
-        self._pending_fee = ZERO
-        self._pending_fund = ZERO
-        self._record(
-            kind,
-            symbol=event["symbol"],
-            side="short" if event["side"] == "long" else "long",  # the fill closes the position
-            quantity=event["quantity"],
-            price=event["price"],
-            loss_usd=loss,
-            note=note,
-        )
 
     def _accepted(self, result: dict[str, Any], where: str, *, strict: bool) -> bool:
         if result.get("status") == "accepted":
@@ -347,7 +248,7 @@ class _ModeRun:
         message = f"{result.get('reason')}: {result.get('message')}"
         if strict:
             raise InvalidInput(where, f"the engine refused it ({message})")
-        self._record("rejected", note=f"{where}: {message}")
+        self.log.record(self.now, "rejected", note=f"{where}: {message}")
         return False
 
     # -- the run -------------------------------------------------------------------------
@@ -387,7 +288,7 @@ class _ModeRun:
                 }
             )
             self._accepted(result, f"positions[{index}].leverage", strict=True)
-        self.activities.clear()
+        self.log.activities.clear()
 
     def run(self) -> ModeResult:
         self.setup()
@@ -486,8 +387,8 @@ class _ModeRun:
                 continue
             # The scope's equity minus maintenance is monotone in one symbol's price, so a
             # liquidation level lies on this leg only if the leg ends liquidatable.
-            if _scope_liquidatable(book, position, target):
-                liquidation = _triggering_liquidation_price(book, position)
+            if scope_liquidatable(book, position, target):
+                liquidation = triggering_liquidation_price(book, position)
                 if liquidation is not None:
                     levels.append(liquidation)
             stop = self._stop_for(position)
@@ -545,33 +446,16 @@ class _ModeRun:
             return ZERO
         room = self.account.wallet
         if rule.budget_usd is not None:
-            room = min(room, rule.budget_usd - self.top_ups)
+            room = min(room, rule.budget_usd - self.log.top_ups)
         return max(ZERO, room)
 
     def _top_up_level(
         self, book: Book, position: Position, current: Decimal, target: Decimal
     ) -> Decimal | None:
-        """Where an isolated position's margin ratio first reaches the trigger on this leg."""
         rule = self.spec.top_up
         if rule is None or not position.is_isolated or self._top_up_room() <= 0:
             return None
-
-        def reached(price: Decimal) -> bool:
-            ratio = _isolated_ratio(book, position, price)
-            return ratio is None or ratio >= rule.trigger_ratio
-
-        if reached(current) or not reached(target):
-            return None
-        healthy, hit = current, target
-        while abs(hit - healthy) > PRICE_QUANTUM:
-            middle = ((healthy + hit) / 2).quantize(PRICE_QUANTUM)
-            if middle in (healthy, hit):
-                break
-            if reached(middle):
-                hit = middle
-            else:
-                healthy = middle
-        return hit
+        return top_up_level(book, position, current, target, rule.trigger_ratio)
 
     def _top_up(self) -> None:
         rule = self.spec.top_up
@@ -713,52 +597,17 @@ class _ModeRun:
             final_wallet=account.wallet,
             max_drawdown_usd=drawdown,
             max_drawdown_fraction=fraction.quantize(Decimal("0.0001"), rounding=ROUND_CEILING),
-            fees_paid=self.fees_paid,
-            liquidation_fees=self.liquidation_fees,
-            funding_paid=self.funding_paid,
-            top_ups=self.top_ups,
+            fees_paid=self.log.fees_paid,
+            liquidation_fees=self.log.liquidation_fees,
+            funding_paid=self.log.funding_paid,
+            top_ups=self.log.top_ups,
             capital_peak=max(capitals, default=ZERO),
             capital_average=(
                 round_requirement(sum(capitals, ZERO) / len(capitals)) if capitals else ZERO
             ),
             samples=tuple(self.samples),
-            activities=tuple(self.activities),
+            activities=tuple(self.log.activities),
             open_positions=tuple(account.positions.values()),
             commands=self.counter,
             state_hash=self.engine.state_hash(),
         )
-
-
-def _scope_liquidatable(book: Book, position: Position, price: Decimal) -> bool:
-    trial = dataclasses.replace(book, marks={**book.marks, position.symbol: price})
-    if position.is_isolated:
-        collateral = position.isolated_margin if position.isolated_margin is not None else ZERO
-        return is_liquidatable(collateral, total_risk(trial, [position]))
-    return is_liquidatable(book.wallet_balance, total_risk(trial, trial.cross_positions()))
-
-
-def _isolated_ratio(book: Book, position: Position, price: Decimal) -> Decimal | None:
-    trial = dataclasses.replace(book, marks={**book.marks, position.symbol: price})
-    collateral = position.isolated_margin if position.isolated_margin is not None else ZERO
-    return margin_ratio(collateral, total_risk(trial, [position]))
-
-
-def _triggering_liquidation_price(book: Book, position: Position) -> Decimal | None:
-    """The reported liquidation price, moved one quantum away from the mark if the rounding
-    toward the mark left it a hair short of maintenance (so posting it does liquidate)."""
-    price = position_liquidation_price(book, position)
-    if price is None:
-        return None
-    away = -PRICE_QUANTUM if price < book.mark(position.symbol) else PRICE_QUANTUM
-    for _ in range(3):
-        if price <= 0:
-            return None
-        if _scope_liquidatable(book, position, price):
-            return price
-        price += away
-    return price
-
-
-def format_hours(delta: timedelta) -> str:
-    hours = delta / timedelta(hours=1)
-    return f"{hours:g} h"

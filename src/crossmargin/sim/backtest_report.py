@@ -17,7 +17,8 @@ from pathlib import Path
 from crossmargin.core.errors import InvariantViolation
 from crossmargin.core.numbers import format_decimal
 from crossmargin.core.position import Side
-from crossmargin.sim.backtest import LIQUIDATION_KINDS, Activity, BacktestResult, ModeResult
+from crossmargin.sim.backtest import BacktestResult, ModeResult
+from crossmargin.sim.backtest_events import LIQUIDATION_KINDS, Activity
 from crossmargin.sim.report import (
     LiquidationEvent,
     ModeTrack,
