@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from crossmargin.core.errors import InvalidInput
 from crossmargin.sim.backtest import BacktestResult, ModeResult, run_backtest
 from crossmargin.sim.feed import align
 from crossmargin.sim.market import load_candles
@@ -206,3 +207,35 @@ def test_other_presets_run_on_binance_named_candles(tmp_path: Path, venue: str) 
     liquidations = mode(result, "isolated").liquidations
     assert liquidations and liquidations[0].symbol == "ETHUSDT"
     assert liquidations[0].timestamp <= START + timedelta(hours=2, minutes=40)
+
+
+def test_a_funding_series_is_settled_at_its_rates_and_must_cover_the_run(tmp_path: Path) -> None:
+    """Long 1 ETH at 2,000 (cross), flat candles 06:00-10:00: one funding time (08:00) at a rate
+    of 0.0003 from the series -> 1 x 2,000 x 0.0003 = 0.6 paid."""
+    start = START + timedelta(hours=6)
+    flat = (("2000", "2001", "1999", "2000"),) * 4
+    write_candles(tmp_path, "ETHUSDT", flat, start)
+    (tmp_path / "rates.csv").write_text(
+        "Date,Symbol,Rate\n2021-05-19T08:00:00Z,ETHUSDT,0.0003\n", encoding="utf-8"
+    )
+    spec = parse_spec(
+        eth_long_spec(
+            modes=["cross"],
+            wallet="1000",
+            funding={"file": "rates.csv"},
+            positions=[{"symbol": "ETHUSDT", "side": "long", "leverage": "5", "quantity": "1"}],
+        ),
+        base_dir=tmp_path,
+    )
+    market = align([load_candles(tmp_path / "ETHUSDT_1h.csv").series])
+    result = run_backtest(spec, market).modes[0]
+    assert result.funding_paid == Decimal("0.6")
+    # 1000 - 1 (fee: 2000 x 0.05%) - 0.6
+    assert result.final_equity == Decimal("998.4")
+
+    longer = (("2000", "2001", "1999", "2000"),) * 12  # reaches the 16:00 funding time
+    write_candles(tmp_path, "ETHUSDT", longer, start)
+    market = align([load_candles(tmp_path / "ETHUSDT_1h.csv").series])
+    with pytest.raises(InvalidInput) as raised:
+        run_backtest(spec, market)
+    assert raised.value.field == "funding.file"

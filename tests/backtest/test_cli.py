@@ -159,3 +159,25 @@ def test_the_managed_example_spec_is_valid() -> None:
     spec = load_spec(EXAMPLES / "managed-hedge.yaml")
     assert spec.top_up is not None and spec.rebalance is not None
     assert spec.modes == ("cross", "isolated", "mixed")
+
+
+def test_from_and_to_narrow_the_window(tmp_path: Path) -> None:
+    """Hours 1 and 2 only: the long enters at hour 1's open (2,495), not 2,490."""
+    spec = spec_file(tmp_path, modes=["cross"])
+    code, stdout, stderr = run_cli(
+        "backtest",
+        str(spec),
+        "--data",
+        str(tmp_path / "data"),
+        "--no-report",
+        "--json",
+        "--from",
+        "2021-05-19T01:00",
+        "--to",
+        "2021-05-19T03:00",
+    )
+    assert code == 0, stderr
+    document = json.loads(stdout)
+    assert document["candles"] == 2
+    [opened] = [a for a in document["modes"][0]["activities"] if a["kind"] == "open"]
+    assert (opened["price"], opened["time"]) == ("2495", "2021-05-19T01:00:00+00:00")
