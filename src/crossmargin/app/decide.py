@@ -16,6 +16,7 @@ from typing import Any
 
 from crossmargin.app.commands import decimal_field, validate
 from crossmargin.app.events import Event, evolve, order_to_dict
+from crossmargin.app.liquidation import refresh_margin_calls
 from crossmargin.app.model import BOTH, Account, Draft, Order, OrderType, Reason
 from crossmargin.app.trading import Fill, book_fill, increasing_quantity, slot_for, wallet
 from crossmargin.app.views import book_for, cross_risk, free_margin
@@ -79,6 +80,7 @@ def deposit(d: Decision, c: dict[str, Any]) -> None:
             "postings": [[wallet(account.account_id), amount], ["external:deposits", -amount]],
         }
     )
+    refresh_margin_calls(d, account.account_id)
 
 
 def withdraw(d: Decision, c: dict[str, Any]) -> None:
@@ -102,6 +104,7 @@ def withdraw(d: Decision, c: dict[str, Any]) -> None:
             "postings": [[wallet(account.account_id), -amount], ["external:deposits", amount]],
         }
     )
+    refresh_margin_calls(d, account.account_id)
 
 
 def _isolated_slot(d: Decision, c: dict[str, Any], account: Account) -> tuple[str, str]:
@@ -135,6 +138,7 @@ def add_isolated_margin(d: Decision, c: dict[str, Any]) -> None:
             "postings": [[wallet(account.account_id), -amount], [ledger, amount]],
         }
     )
+    refresh_margin_calls(d, account.account_id)
 
 
 def remove_isolated_margin(d: Decision, c: dict[str, Any]) -> None:
@@ -163,6 +167,7 @@ def remove_isolated_margin(d: Decision, c: dict[str, Any]) -> None:
             "postings": [[ledger, -amount], [wallet(account.account_id), amount]],
         }
     )
+    refresh_margin_calls(d, account.account_id)
 
 
 def _max_leverage(d: Decision, symbol: str, notional: Decimal) -> Decimal | None:

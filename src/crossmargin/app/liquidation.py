@@ -58,6 +58,8 @@ def after_mark_update(d: Decision, symbol: str, *, screened: bool = True) -> dic
     """
     liquidations = 0
     holders = d.draft.holders.members(symbol)
+    # an open margin call is re-examined on every tick, even once its positions are gone
+    called = set(d.draft.holders.members(CALLED))
     screen = d.draft.base.screen
     if screened and screen is not None:
         base = d.draft.base
@@ -68,10 +70,9 @@ def after_mark_update(d: Decision, symbol: str, *, screened: bool = True) -> dic
         flagged = screen.tick(symbol, float(price), float(MARGIN_CALL_THRESHOLD))
         overlay = d.draft.accounts.maps[0] if hasattr(d.draft.accounts, "maps") else {}
         flagged |= {a for a in overlay if a in holders}
-        flagged |= set(d.draft.holders.members(CALLED))
-        candidates = sorted(flagged & holders)
+        candidates = sorted((flagged & holders) | called)
     else:
-        candidates = sorted(holders)
+        candidates = sorted(set(holders) | called)
     for account_id in candidates:
         for scope, *_rest, liquidatable in scopes_at_risk(d.draft, d.draft.accounts[account_id]):
             if liquidatable:
@@ -79,6 +80,12 @@ def after_mark_update(d: Decision, symbol: str, *, screened: bool = True) -> dic
                 liquidations += 1
         _margin_calls(d, account_id)
     return {"liquidations": liquidations} if liquidations else {}
+
+
+def refresh_margin_calls(d: Decision, account_id: str) -> None:
+    """Issue or clear ``account_id``'s margin calls after a command changed its balance or
+    positions (a client's fill, a deposit or withdrawal, a margin move), not only on ticks."""
+    _margin_calls(d, account_id)
 
 
 def _margin_calls(d: Decision, account_id: str) -> None:
@@ -419,4 +426,4 @@ def _auto_deleverage(
         remaining -= take
 
 
-__all__ = ["after_mark_update", "dataclasses"]
+__all__ = ["after_mark_update", "dataclasses", "refresh_margin_calls"]

@@ -22,7 +22,7 @@ from typing import Any
 from crossmargin.app.commands import decimal_field
 from crossmargin.app.decide import Decision, account_of, reject, symbol_of
 from crossmargin.app.events import Event, order_to_dict
-from crossmargin.app.liquidation import after_mark_update
+from crossmargin.app.liquidation import after_mark_update, refresh_margin_calls
 from crossmargin.app.model import BOTH, Account, Order, OrderType, Reason
 from crossmargin.app.trading import Fill, book_fill, increasing_quantity, slot_for, wallet
 from crossmargin.app.views import free_margin
@@ -111,6 +111,7 @@ def place_order(d: Decision, c: dict[str, Any], matching: str) -> None:
         rate = d.draft.instruments[symbol].taker_fee_rate
         fill_order(d, order, quantity, mark, rate, "taker")
         d.result["filled"] = True
+        refresh_margin_calls(d, account.account_id)
 
 
 def _check_leverage(
@@ -212,6 +213,7 @@ def report_fill(d: Decision, c: dict[str, Any], matching: str) -> None:
     instrument = d.draft.instruments[order.symbol]
     rate = instrument.maker_fee_rate if liquidity == "maker" else instrument.taker_fee_rate
     fill_order(d, order, quantity, decimal_field(c, "price"), rate, liquidity)
+    refresh_margin_calls(d, order.account)
 
 
 def update_mark(d: Decision, c: dict[str, Any], matching: str) -> None:
