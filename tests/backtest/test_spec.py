@@ -38,7 +38,7 @@ def test_a_yaml_spec_keeps_every_number_exact_and_fills_defaults(tmp_path: Path)
     spec = load_spec(path)
     assert spec.wallet == Decimal("1010.10")
     assert spec.venue == "binance-usdm"
-    assert spec.modes == ("cross", "isolated")
+    assert spec.modes == ("cross", "isolated", "mixed")  # ETH declares its margin_mode
     eth, btc = spec.positions
     assert (eth.symbol, eth.side, eth.margin_usd, eth.stop_price) == (
         "ETHUSDT",
@@ -176,3 +176,12 @@ def test_a_symbol_maps_to_the_venues_instrument_and_to_the_candle_files(
     spec["positions"][0]["symbol"] = written
     position = parse_spec(spec).positions[0]
     assert (position.instrument, position.symbol) == (instrument, market)
+
+
+def test_a_declared_margin_mode_adds_the_mixed_run_unless_modes_are_given() -> None:
+    spec = eth_long_spec()
+    assert parse_spec(spec).modes == ("cross", "isolated")
+    spec["positions"][0]["margin_mode"] = "isolated"
+    assert parse_spec(spec).modes == ("cross", "isolated", "mixed")
+    spec["modes"] = ["cross"]
+    assert parse_spec(spec).modes == ("cross",)

@@ -10,6 +10,8 @@ Shape (see docs/backtest.md for the full reference)::
     venue: binance-usdm          # a preset (default binance-usdm)
     wallet: 1005                 # USD deposited at the start
     modes: [cross, isolated]     # runs, side by side; "mixed" keeps each position's margin_mode
+                                 # (default: cross and isolated, plus mixed when a position
+                                 # declares its margin_mode)
     episode: may-2021            # or data: DIR (CSV files SYMBOL_1h.csv); the CLI can override
     from: 2021-05-17             # optional window [from, to)
     to: 2021-05-24
@@ -271,10 +273,14 @@ def parse_spec(
     venue_name = _text(data.get("venue", DEFAULT_VENUE), "venue")
     rules = venue(venue_name)
     wallet = parse_positive(_required(data, "wallet"), "wallet")
-    modes = _modes(data.get("modes"))
     raw_positions = _required(data, "positions")
     if not isinstance(raw_positions, list) or not raw_positions:
         raise InvalidInput("positions", "expected a non-empty list")
+    modes = _modes(data.get("modes"))
+    if data.get("modes") is None and any(
+        isinstance(item, dict) and "margin_mode" in item for item in raw_positions
+    ):
+        modes = (*modes, "mixed")  # the declared per-position modes run too, next to the two
     positions = tuple(_position(item, f"positions[{i}]") for i, item in enumerate(raw_positions))
     seen: set[str] = set()
     mapped = []
