@@ -29,6 +29,10 @@ def test_report_series_follow_the_samples_and_the_liquidation(tmp_path: Path) ->
     line = isolated.positions[0].liquidation_price
     assert line[5] == Decimal("2251.25")  # at the High mark, before the crossing
     assert line[6] is None  # closed by the liquidation on the way to the Low
+    # the ratio reached 100% on that leg, though nothing is open at the Low mark itself
+    assert isolated.margin_ratio[5] is not None and isolated.margin_ratio[5] < 1
+    assert isolated.margin_ratio[6] == 1
+    assert isolated.margin_ratio[7] is None
     assert {event.symbol for event in data.events} <= set(data.prices)
     assert INTRABAR_NOTE in data.notes
     rows = {row[0]: row for row in summary_rows(result)}

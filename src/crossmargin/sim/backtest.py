@@ -29,7 +29,7 @@ The simulated clock, per candle (times UTC; marks are the feed's intrabar marks)
    ``every_hours``).
 6. After each of the four marks a sample is taken: prices, equity (wallet + isolated margins +
    unrealized PnL), the margin ratio of the mode (the cross scope; in isolated mode the highest
-   ratio of its positions), each position's entry and liquidation price, and the capital tied up
+   ratio of its positions; 1 when a liquidation happened since the last sample), each position's entry and liquidation price, and the capital tied up
    (cross initial margin + isolated margins).
 
 Events are timed with the mark that caused them: a level crossed on the way to the Low carries
@@ -52,7 +52,7 @@ from crossmargin.app.model import BOTH, Account
 from crossmargin.app.views import book_for, scopes_at_risk
 from crossmargin.app.writer import Engine
 from crossmargin.core.errors import InvalidInput, InvariantViolation
-from crossmargin.core.numbers import ZERO, round_requirement
+from crossmargin.core.numbers import ONE, ZERO, round_requirement
 from crossmargin.core.position import MarginMode, Position, Side
 from crossmargin.core.risk import (
     Book,
@@ -228,6 +228,7 @@ class _ModeRun:
         self.stopped: set[str] = set()
         self.reason = "open"
         self._liquidation_prices: dict[tuple[object, ...], Decimal | None] = {}
+        self._sampled_activities = 0
 
     # -- commands --------------------------------------------------------------------------
 
@@ -545,6 +546,12 @@ class _ModeRun:
             for name, _, _, ratio, _ in scopes
             if ratio is not None and name.startswith(wanted)
         ]
+        # A liquidation since the last sample means a scope reached maintenance (ratio >= 1) in
+        # between, though the position is gone by now: the sample shows that 100%.
+        activities = self.log.activities
+        if any(a.kind in LIQUIDATION_KINDS for a in activities[self._sampled_activities :]):
+            known.append(ONE)
+        self._sampled_activities = len(activities)
         book = book_for(state, account)
         tracks = {}
         for spec in self.spec.positions:
