@@ -146,6 +146,7 @@ def fill_order(
 ) -> None:
     """Book a fill of ``order`` (clipping reduce-only fills to the position)."""
     account = d.draft.accounts[order.account]
+    requested = quantity
     if order.reduce_only or order.position_side != BOTH:
         reducible = _reducible(account, order.symbol, order.position_side, order.side)
         if order.reduce_only or order.position_side != order.side.value:
@@ -161,8 +162,9 @@ def fill_order(
             }
         )
         return
-    if quantity < order.quantity and order.reduce_only:
-        # the clipped remainder of a reduce-only order is cancelled with the fill
+    if quantity < requested and order.reduce_only:
+        # the clipped remainder of a reduce-only order is cancelled with the fill (a partial
+        # fill that was not clipped leaves the rest of the order open)
         order = Order(**{**_fields(order), "quantity": quantity})
     fill = Fill(
         account=order.account,
