@@ -134,7 +134,7 @@ def quantity_for(spec: PositionSpec, price: Decimal, step: Decimal) -> Decimal:
     """Base units to open: the spec's quantity, or its USD notional / price floored to ``step``."""
     if spec.quantity is not None:
         return spec.quantity
-    notional = spec.notional_at(price)
+    notional = spec.notional_usd_asked()
     if notional is None:
         raise InvariantViolation(f"{spec.label} has no size")
     quantity = (notional / price / step).to_integral_value(rounding=ROUND_FLOOR) * step

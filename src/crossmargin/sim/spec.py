@@ -106,7 +106,7 @@ class PositionSpec:
     open_at: datetime | None = None
     stop_price: Decimal | None = None
 
-    def notional_at(self, price: Decimal) -> Decimal | None:
+    def notional_usd_asked(self) -> Decimal | None:
         """The USD notional asked for (None when sized by quantity)."""
         if self.notional_usd is not None:
             return self.notional_usd
