@@ -122,7 +122,11 @@ def cmd_serve(args: argparse.Namespace) -> str:
     else:
         print("\n".join([f"crossmargin serving {database} on {url}", *printed]), flush=True)
     settings = EngineSettings(
-        database=database, venue=args.venue, symbols=symbols, matching=args.matching
+        database=database,
+        schema=args.schema or None,
+        venue=args.venue,
+        symbols=symbols,
+        matching=args.matching,
     )
     app = create_app(settings, keys, feed=feed, setup=setup)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
@@ -136,6 +140,7 @@ def register(commands: Any) -> None:
     serve.add_argument(
         "--database", default="", help=f"SQLite path or postgresql:// URL (or ${DATABASE_ENV})"
     )
+    serve.add_argument("--schema", default="", help="PostgreSQL schema of the log (default public)")
     serve.add_argument("--var", default="var", help="folder for the default log and keys")
     serve.add_argument("--venue", default="binance-usdm")
     serve.add_argument("--symbols", default="", help="comma-separated (first start only)")

@@ -71,9 +71,7 @@ def _command(body: dict[str, Any], kind: str, **fixed: str) -> dict[str, Any]:
     for name in ("type", *fixed):
         if name in body:
             raise InvalidInput(name, "is set by the route, not the body")
-    command_id = body.get("command_id")
-    if command_id is None:
-        command_id = f"http:{uuid.uuid4().hex}"
+    command_id = body["command_id"] if "command_id" in body else f"http:{uuid.uuid4().hex}"
     command = {"type": kind, **fixed, **body, "command_id": command_id}
     validate(command)
     return command
@@ -164,7 +162,7 @@ async def post_marks(request: Request, context: Context, _: Operator) -> JSONRes
     prices = body.get("prices")
     if not isinstance(prices, dict) or not prices:
         raise InvalidInput("prices", "expected an object of symbol: price, with at least one")
-    base = body.get("command_id", f"http:{uuid.uuid4().hex}")
+    base = body["command_id"] if "command_id" in body else f"http:{uuid.uuid4().hex}"
     if not isinstance(base, str) or not base or len(base) > 100:
         raise InvalidInput("command_id", "a non-empty string of at most 100 characters")
     commands = []

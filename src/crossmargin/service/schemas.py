@@ -115,6 +115,7 @@ PORTFOLIO = {
     "type": "object",
     "description": "a portfolio of the `crossmargin risk` contract (see docs/service.md)",
     "required": ["wallet_balance", "positions"],
+    "additionalProperties": False,
     "properties": {
         "venue": {"type": "string"},
         "wallet_balance": POSITIVE,

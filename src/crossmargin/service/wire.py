@@ -1,7 +1,7 @@
 """The wire format: JSON in (numbers as Decimal, never float) and JSON out (Decimals as strings).
 
 * ``parse_body`` reads a request body: numbers with a fraction become ``Decimal``; NaN and
-  infinities, duplicate keys and invalid UTF-8 or JSON are refused with ``InvalidInput`` naming
+  infinities, duplicate or blank keys and invalid UTF-8 or JSON are refused with ``InvalidInput`` naming
   the field (``body`` or the duplicated key).
 * ``dumps`` writes Decimals at full precision as strings (``format_decimal``), so a client never
   reads money through a binary float.
@@ -20,6 +20,8 @@ from crossmargin.core.numbers import format_decimal
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
+        if not key.strip():
+            raise InvalidInput("body", f"an object key {key!r} names no field")
         if key in result:
             raise InvalidInput(key, "appears twice in one object")
         result[key] = value
