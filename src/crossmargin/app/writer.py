@@ -28,8 +28,8 @@ from crossmargin.app.snapshot import state_from_data, state_to_data
 from crossmargin.core.errors import InvalidInput, InvariantViolation
 from crossmargin.core.instrument import Instrument
 from crossmargin.core.venues import venue
-from crossmargin.ledger.codec import canonical_json, decode, state_hash, text_hash
-from crossmargin.ledger.store import EventStore
+from crossmargin.ledger.codec import canonical_json, decode, encode_record, state_hash, text_hash
+from crossmargin.ledger.store import MAX_COMMAND_ID_LENGTH, EventStore
 
 GENESIS_ID = "genesis"
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "DOGEUSDT", "LINKUSDT", "AVAXUSDT")
@@ -44,6 +44,17 @@ def build_state(config: dict[str, Any]) -> EngineState:
             raise InvalidInput("symbols", f"{symbol!r} is not in the {rules.name} table")
         instruments[str(symbol)] = instrument
     return EngineState(rules, instruments)
+
+
+def _recordable(command: object) -> object:
+    """A rejected command as it can be logged: itself, or (when the codec cannot store it, e.g.
+    a key starting with ``$``) its ``repr``, so that a malformed command cannot fail the append
+    and take the engine down with it. Accepted commands passed validation and always encode."""
+    try:
+        encode_record(command)
+    except InvalidInput:
+        return {"unrecordable": repr(command)[:2000]}
+    return command
 
 
 class Engine:
@@ -118,7 +129,7 @@ class Engine:
                     results.append({**earlier, "duplicate": True})
                     continue
             outcome = decide(self.state, command, matching=self.matching)
-            if not isinstance(command_id, str) or not command_id:
+            if not isinstance(command_id, str) or not 0 < len(command_id) <= MAX_COMMAND_ID_LENGTH:
                 results.append(outcome.result)  # malformed beyond recording: not logged
                 continue
             if outcome.draft is not None:
@@ -126,7 +137,8 @@ class Engine:
                 # the screen is brought up to date lazily, at the next mark tick
                 self.state.screen_dirty |= screening.touched_accounts(outcome.events)
             outcomes.append(outcome)
-            pending.append((command_id, command, outcome.result, outcome.events))
+            logged = command if outcome.draft is not None else _recordable(command)
+            pending.append((command_id, logged, outcome.result, outcome.events))
             seen_here[command_id] = outcome.result
             results.append(outcome.result)
         if pending:
