@@ -153,7 +153,7 @@ def test_golden_scenario_through_the_batch_path(name: str, backend: str) -> None
     book = parse_portfolio(portfolio)
     arrays = from_books([book])
     valuation = revalue(arrays, backend=backend)
-    prices = liquidation_prices(arrays, valuation)
+    prices = liquidation_prices(arrays, valuation, backend=backend)
     batch = {
         "liquidation_price": prices,
         "maintenance_margin": valuation.maintenance_margin,

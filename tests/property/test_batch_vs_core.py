@@ -36,7 +36,12 @@ def test_batch_agrees_with_the_core_on_generated_portfolios(
     arrays = from_books([book])
     valuation = revalue(arrays, backend=backend)
     check_account(
-        book, account_report(book), arrays, valuation, liquidation_prices(arrays, valuation), 0
+        book,
+        account_report(book),
+        arrays,
+        valuation,
+        liquidation_prices(arrays, valuation, backend=backend),
+        0,
     )
 
 
@@ -47,7 +52,7 @@ def test_batch_agrees_with_the_core_on_synthetic_accounts(backend: str, seed: in
     synthetic = synthetic_book(60, seed=seed)
     arrays = synthetic.arrays
     valuation = revalue(arrays, backend=backend)
-    prices = liquidation_prices(arrays, valuation)
+    prices = liquidation_prices(arrays, valuation, backend=backend)
     books = account_books(synthetic, range(arrays.account_count))
     for account, book in enumerate(books):
         check_account(book, account_report(book), arrays, valuation, prices, account)

@@ -41,7 +41,11 @@ Bools = npt.NDArray[np.bool_]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BracketTables:
-    """Per instrument, the bracket table padded to a common width (caps +inf past the last)."""
+    """Per instrument, the bracket table padded to a common width (caps +inf past the last).
+
+    The width is a power of two above the longest table, so kernels can search the caps with a
+    fixed number of halvings (no data-dependent branch).
+    """
 
     caps: Floats  # (instruments, width), cap inclusive, +inf padding
     rates: Floats  # maintenance margin rate (+ taker fee rate where the venue adds it)
@@ -129,7 +133,8 @@ def instrument_key(rules: VenueRules, instrument: Instrument) -> InstrumentKey:
 
 def bracket_tables(keys: Sequence[InstrumentKey]) -> BracketTables:
     """Padded float tables for instruments under venue rules (the mirror of core.margin's terms)."""
-    width = max((len(instrument.brackets) for _, _, instrument in keys), default=1)
+    longest = max((len(instrument.brackets) for _, _, instrument in keys), default=1)
+    width = 1 << longest.bit_length()  # a power of two > longest: one +inf cap at least
     count = len(keys)
     caps = np.full((count, width), np.inf)
     rates = np.zeros((count, width))

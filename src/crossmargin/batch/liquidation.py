@@ -12,8 +12,9 @@ cross positions of (UPNL - MM)`` at their marks. ``f`` is affine between the bre
 crossing nearest the mark. No crossing at a positive price gives NaN (the core's None); a scope
 already liquidatable whose health no price restores gives the mark.
 
-The walk runs in lock step over all scopes (one numpy pass per segment step; at most
-``2 * brackets + 1`` steps). The result is not rounded (the core rounds toward the mark to 1e-8).
+The numba kernel walks each scope in turn; the numpy fallback walks all scopes in lock step (one
+numpy pass per segment step; at most ``2 * brackets + 1`` steps). Both do the same operations in
+the same order. The result is not rounded (the core rounds toward the mark to 1e-8).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crossmargin.batch._accel import jit, jit_inline, use_numba
 from crossmargin.batch.convert import BookArrays, BracketTables, Floats, Ints
-from crossmargin.batch.risk import Bools, Valuation, bracket_lookup
+from crossmargin.batch.risk import Array, Bools, Valuation, bracket_lookup, bracket_of
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,10 +85,12 @@ def position_scopes(arrays: BookArrays, valuation: Valuation) -> Scopes:
     )
 
 
-def liquidation_prices(arrays: BookArrays, valuation: Valuation) -> Floats:
+def liquidation_prices(
+    arrays: BookArrays, valuation: Valuation, *, backend: str | None = None
+) -> Floats:
     """Liquidation price of every position (NaN: none), twin of ``position_liquidation_price``."""
     scopes = position_scopes(arrays, valuation)
-    return solve(arrays.tables, scopes).nearest(scopes.mark)
+    return solve(arrays.tables, scopes, backend=backend).nearest(scopes.mark)
 
 
 def breakpoints(tables: BracketTables, scopes: Scopes) -> Floats:
@@ -154,9 +158,37 @@ def _probe(low: Floats, high: Floats) -> Floats:
     return np.where(np.isfinite(high), (low + high) / 2, unbounded)
 
 
-def solve(tables: BracketTables, scopes: Scopes, *, with_maintenance: bool = True) -> Crossings:
+def solve(
+    tables: BracketTables,
+    scopes: Scopes,
+    *,
+    with_maintenance: bool = True,
+    backend: str | None = None,
+) -> Crossings:
     """The first crossings below and above the mark, for every scope at once."""
     count = len(scopes.mark)
+    if use_numba(backend):
+        down, up = np.empty(count), np.empty(count)
+        healthy = np.empty(count, dtype=np.bool_)
+        _solve_kernel(
+            scopes.mark,
+            scopes.fixed_equity,
+            scopes.instrument,
+            scopes.side,
+            scopes.quantity,
+            scopes.entry_notional,
+            scopes.at_entry,
+            scopes.present,
+            tables.caps,
+            tables.rates,
+            tables.amounts,
+            tables.counts,
+            with_maintenance,
+            down,
+            up,
+            healthy,
+        )
+        return Crossings(down=down, up=up, healthy=healthy)
     points = breakpoints(tables, scopes) if with_maintenance else np.full((count, 1), np.inf)
     every = np.arange(count, dtype=np.int64)
     start = np.sum(points < scopes.mark[:, None], axis=1).astype(np.int64)
@@ -240,3 +272,191 @@ def _walk_up(
         going = ~(at_low | unbounded | at_high)
         rows, segment, low = rows[going], segment[going] + 1, high[going]
     return np.where(result > 0, result, np.nan)
+
+
+@jit_inline
+def _segment_line(
+    scope: int,
+    low: float,
+    high: float,
+    fixed: Array,
+    instrument: Array,
+    side: Array,
+    quantity: Array,
+    entry_notional: Array,
+    at_entry: Array,
+    present: Array,
+    caps: Array,
+    rates: Array,
+    amounts: Array,
+    counts: Array,
+    with_maintenance: bool,
+) -> tuple[float, float]:
+    """Scalar twin of :func:`_lines` (the same operations in the same order)."""
+    unbounded = low * 2 if low > 0 else 1.0
+    probe = (low + high) / 2 if np.isfinite(high) else unbounded
+    constant = fixed[scope]
+    slope = 0.0
+    for leg in range(2):
+        if not present[scope, leg]:
+            continue
+        sign = side[scope, leg]
+        size = quantity[scope, leg]
+        entry = entry_notional[scope, leg]
+        constant -= sign * entry
+        slope += sign * size
+        if not with_maintenance:
+            continue
+        table = instrument[scope, leg]
+        valued = entry if at_entry[scope, leg] else size * probe
+        bracket = bracket_of(caps, counts, table, valued)
+        rate = rates[table, bracket]
+        amount = amounts[table, bracket]
+        if at_entry[scope, leg]:
+            constant -= entry * rate - amount
+        else:
+            constant -= -amount
+            slope -= size * rate
+    return constant, slope
+
+
+@jit
+def _solve_kernel(
+    mark: Array,
+    fixed: Array,
+    instrument: Array,
+    side: Array,
+    quantity: Array,
+    entry_notional: Array,
+    at_entry: Array,
+    present: Array,
+    caps: Array,
+    rates: Array,
+    amounts: Array,
+    counts: Array,
+    with_maintenance: bool,
+    out_down: Array,
+    out_up: Array,
+    out_healthy: Array,
+) -> None:
+    """Scalar twin of :func:`solve` per scope: breakpoints, then the two walks."""
+    width = caps.shape[1]
+    points = np.empty(2 * width + 1)
+    for scope in range(mark.shape[0]):
+        count = 0
+        if with_maintenance:
+            for leg in range(2):
+                if not present[scope, leg] or at_entry[scope, leg]:
+                    continue
+                table = instrument[scope, leg]
+                for column in range(width):
+                    cap = caps[table, column]
+                    if np.isfinite(cap):
+                        points[count] = cap / quantity[scope, leg]
+                        count += 1
+        points[:count].sort()
+        distinct = 0
+        for index in range(count):
+            if distinct == 0 or points[index] != points[distinct - 1]:
+                points[distinct] = points[index]
+                distinct += 1
+        count = distinct
+        price = mark[scope]
+        start = 0
+        while start < count and points[start] < price:
+            start += 1
+        low = points[start - 1] if start > 0 else 0.0
+        high = points[start] if start < count else np.inf
+        constant, slope = _segment_line(
+            scope,
+            low,
+            high,
+            fixed,
+            instrument,
+            side,
+            quantity,
+            entry_notional,
+            at_entry,
+            present,
+            caps,
+            rates,
+            amounts,
+            counts,
+            with_maintenance,
+        )
+        healthy = constant + slope * price > 0
+        sign = 1.0 if healthy else -1.0
+        out_healthy[scope] = healthy
+        # walking down
+        segment = start
+        top = price
+        result = np.nan
+        while True:
+            low = points[segment - 1] if segment > 0 else 0.0
+            high = points[segment] if segment < count else np.inf
+            constant, slope = _segment_line(
+                scope,
+                low,
+                high,
+                fixed,
+                instrument,
+                side,
+                quantity,
+                entry_notional,
+                at_entry,
+                present,
+                caps,
+                rates,
+                amounts,
+                counts,
+                with_maintenance,
+            )
+            if sign * (constant + slope * top) <= 0:
+                result = top
+                break
+            if sign * (constant + slope * low) <= 0:
+                root = -constant / slope
+                result = root if root > 0 else np.nan
+                break
+            if segment == 0:
+                break
+            segment -= 1
+            top = low
+        out_down[scope] = result
+        # walking up
+        segment = start
+        bottom = price
+        result = np.nan
+        while True:
+            low = points[segment - 1] if segment > 0 else 0.0
+            high = points[segment] if segment < count else np.inf
+            constant, slope = _segment_line(
+                scope,
+                low,
+                high,
+                fixed,
+                instrument,
+                side,
+                quantity,
+                entry_notional,
+                at_entry,
+                present,
+                caps,
+                rates,
+                amounts,
+                counts,
+                with_maintenance,
+            )
+            if sign * (constant + slope * bottom) <= 0:
+                result = bottom
+                break
+            if not np.isfinite(high):
+                if sign * slope < 0:
+                    result = -constant / slope
+                break
+            if sign * (constant + slope * high) <= 0:
+                result = -constant / slope
+                break
+            segment += 1
+            bottom = high
+        out_up[scope] = result if result > 0 else np.nan

@@ -31,7 +31,7 @@ import numpy.typing as npt
 from crossmargin.batch._accel import jit_inline, jit_parallel, prange, use_numba
 from crossmargin.batch.convert import BookArrays, Floats
 from crossmargin.batch.history import MarketHistory, base_asset, market_history
-from crossmargin.batch.risk import Array, account_positions, position_values
+from crossmargin.batch.risk import Array, account_positions, bracket_of, position_values
 from crossmargin.core.errors import InvalidInput
 
 MODELS = ("bootstrap", "gbm")
@@ -131,12 +131,15 @@ def liquidation_probability(
         # cross positions first within each account (a stable sort keeps the account order)
         order = np.lexsort((arrays.isolated, arrays.account)).astype(np.int64)
         home = risk_brackets(arrays, order)
+        lowest, highest = growth.min(axis=1).T.copy(), growth.max(axis=1).T.copy()
         _probability_kernel(
             arrays.marks,
             mapping,
             growth,
-            growth.min(axis=1).T.copy(),
-            growth.max(axis=1).T.copy(),
+            lowest,
+            highest,
+            np.stack([lowest.min(axis=1), lowest.max(axis=1)], axis=1),
+            np.stack([highest.min(axis=1), highest.max(axis=1)], axis=1),
             tables.caps,
             tables.rates,
             tables.amounts,
@@ -211,6 +214,8 @@ def _probability_kernel(
     growth: Array,
     lowest: Array,
     highest: Array,
+    lowest_range: Array,
+    highest_range: Array,
     caps: Array,
     rates: Array,
     amounts: Array,
@@ -242,13 +247,44 @@ def _probability_kernel(
         exact_cross = split - start == 1 and continuous[instrument[scope_positions[start]]]
         bound = np.full(paths, wallet[account])
         isolated_down = np.zeros(paths, dtype=np.bool_)
+        # each cross position's line and whether every price of every path stays on it
+        line_intercept = np.empty(split - start)
+        line_slope = np.empty(split - start)
+        line_exact = np.empty(split - start, dtype=np.bool_)
         for row in range(start, stop):
             position = scope_positions[row]
             series = mapping[symbol[position]]
             mark = marks[symbol[position]]
-            moves = lowest[series] if side[position] > 0 else highest[series]
+            long = side[position] > 0
+            moves = lowest[series] if long else highest[series]
+            extreme = lowest_range[series] if long else highest_range[series]
             home = home_bracket[row]
+            intercept, slope, low_move, high_move = _home_line(
+                mark,
+                position,
+                home,
+                caps,
+                rates,
+                amounts,
+                counts,
+                instrument,
+                side,
+                quantity,
+                entry_notional,
+                at_entry,
+            )
+            # every path stays in the bracket at the mark: one affine line, a vectorised loop
+            inside = low_move < extreme[0] and extreme[1] <= high_move
             if row < split:
+                line_intercept[row - start] = intercept
+                line_slope[row - start] = slope
+                line_exact[row - start] = (
+                    low_move < lowest_range[series, 0] and highest_range[series, 1] <= high_move
+                )
+            if row < split and inside:
+                for path in range(paths):
+                    bound[path] += intercept + slope * moves[path]
+            elif row < split:
                 for path in range(paths):
                     bound[path] += _headroom(
                         mark * moves[path],
@@ -264,6 +300,10 @@ def _probability_kernel(
                         entry_notional,
                         at_entry,
                     )
+            elif continuous[instrument[position]] and inside:
+                margin = collateral[position] + intercept
+                for path in range(paths):
+                    isolated_down[path] |= margin + slope * moves[path] <= 0.0
             elif continuous[instrument[position]]:
                 for path in range(paths):
                     isolated_down[path] |= (
@@ -319,9 +359,11 @@ def _probability_kernel(
                     total = wallet[account]
                     for row in range(start, split):
                         position = scope_positions[row]
-                        price = (
-                            marks[symbol[position]] * growth[path, hour, mapping[symbol[position]]]
-                        )
+                        move = growth[path, hour, mapping[symbol[position]]]
+                        if line_exact[row - start]:
+                            total += line_intercept[row - start] + line_slope[row - start] * move
+                            continue
+                        price = marks[symbol[position]] * move
                         total += _headroom(
                             price,
                             position,
@@ -341,6 +383,41 @@ def _probability_kernel(
                         break
         cross_hits[account] = hits
         isolated_hits[account] = isolated_down.sum()
+
+
+@jit_inline
+def _home_line(
+    mark: float,
+    position: int,
+    home: int,
+    caps: Array,
+    rates: Array,
+    amounts: Array,
+    counts: Array,
+    instrument: Array,
+    side: Array,
+    quantity: Array,
+    entry_notional: Array,
+    at_entry: Array,
+) -> tuple[float, float, float, float]:
+    """UPNL - MM as ``intercept + slope * move`` (price = mark * move) while the bracket stays
+    ``home``, and the open/closed move interval where it does."""
+    table = instrument[position]
+    sign = side[position]
+    entry = entry_notional[position]
+    rate = rates[table, home]
+    amount = amounts[table, home]
+    if at_entry[position]:
+        return (
+            -sign * entry - (entry * rate - amount),
+            sign * quantity[position] * mark,
+            -np.inf,
+            np.inf,
+        )
+    scale = quantity[position] * mark
+    low = caps[table, home - 1] / scale if home > 0 else -np.inf
+    high = caps[table, home] / scale if home < counts[table] - 1 else np.inf
+    return amount - sign * entry, scale * (sign - rate), low, high
 
 
 @jit_inline
@@ -369,10 +446,7 @@ def _headroom(
     if below < valued and (valued <= caps[table, guess] or guess == last):
         bracket = guess
     else:
-        bracket = 0
-        for column in range(caps.shape[1]):
-            bracket += caps[table, column] < valued
-        bracket = min(bracket, last)
+        bracket = bracket_of(caps, counts, table, valued)
     maintenance = valued * rates[table, bracket] - amounts[table, bracket]
     result: float = side[position] * (notional - entry) - maintenance
     return result

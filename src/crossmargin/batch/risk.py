@@ -140,11 +140,14 @@ def update_symbol(
     start, stop = arrays.symbol_account_start[symbol], arrays.symbol_account_start[symbol + 1]
     accounts = arrays.symbol_accounts[start:stop].astype(np.int64)
     if use_numba(backend):
-        _value_some_kernel(
-            accounts, *_kernel_inputs(arrays, valuation.marks), *_kernel_outputs(valuation)
+        _tick_kernel(
+            symbol,
+            accounts,
+            *_kernel_inputs(arrays, valuation.marks),
+            *_kernel_outputs(valuation),
         )
     else:
-        _value_accounts_numpy(arrays, valuation, accounts)
+        _value_accounts_numpy(arrays, valuation, accounts, symbol)
     return accounts
 
 
@@ -208,7 +211,7 @@ def bracket_lookup(tables: BracketTables, instrument: Ints, notional: Floats) ->
     ``N`` is the same search done for rows of different tables at once.
     """
     below = np.zeros(notional.shape, dtype=np.int64)
-    for column in range(tables.width):
+    for column in range(int(tables.counts.max(initial=1))):
         below += tables.caps[instrument, column] < notional
     last: Ints = tables.counts[instrument] - 1
     return np.minimum(below, last)
@@ -245,33 +248,37 @@ def position_values(arrays: BookArrays, marks: Floats, positions: Ints | slice) 
     )
 
 
-def _value_accounts_numpy(arrays: BookArrays, out: Valuation, accounts: Ints) -> None:
+def _value_accounts_numpy(
+    arrays: BookArrays, out: Valuation, accounts: Ints, moving: int | None = None
+) -> None:
+    """Value ``accounts``: every position, or with ``moving`` only that symbol's positions (the
+    others keep their stored values), then the account sums from the stored values."""
     positions, owner = account_positions(arrays, accounts)
-    values = position_values(arrays, out.marks, positions)
+    changed = positions if moving is None else positions[arrays.symbol[positions] == moving]
+    values = position_values(arrays, out.marks, changed)
+    out.notional[changed] = values.notional
+    out.unrealized_pnl[changed] = values.unrealized_pnl
+    out.initial_margin[changed] = values.initial_margin
+    out.maintenance_margin[changed] = values.maintenance_margin
+    out.bracket[changed] = values.bracket
+    out.isolated_liquidatable[changed] = arrays.isolated[changed] & (
+        arrays.collateral[changed] + values.unrealized_pnl <= values.maintenance_margin
+    )
     isolated = arrays.isolated[positions]
     cross = ~isolated
     count = len(accounts)
-    out.notional[positions] = values.notional
-    out.unrealized_pnl[positions] = values.unrealized_pnl
-    out.initial_margin[positions] = values.initial_margin
-    out.maintenance_margin[positions] = values.maintenance_margin
-    out.bracket[positions] = values.bracket
-    isolated_liquidatable = isolated & (
-        arrays.collateral[positions] + values.unrealized_pnl <= values.maintenance_margin
-    )
-    out.isolated_liquidatable[positions] = isolated_liquidatable
-
     weight = 1.0 - isolated
 
     def cross_sum(column: Floats) -> Floats:
-        return summed(owner, weight * column, count)
+        return summed(owner, weight * column[positions], count)
 
-    balance = arrays.wallet[accounts] + cross_sum(values.unrealized_pnl)
-    maintenance = cross_sum(values.maintenance_margin)
+    isolated_liquidatable = out.isolated_liquidatable[positions]
+    balance = arrays.wallet[accounts] + cross_sum(out.unrealized_pnl)
+    maintenance = cross_sum(out.maintenance_margin)
     cross_count = np.bincount(owner, weights=cross, minlength=count).astype(np.int32)
     out.margin_balance[accounts] = balance
     out.maintenance[accounts] = maintenance
-    out.initial[accounts] = cross_sum(values.initial_margin)
+    out.initial[accounts] = cross_sum(out.initial_margin)
     out.cross_positions[accounts] = cross_count
     out.margin_ratio[accounts] = ratio(maintenance, balance)
     out.cross_liquidatable[accounts] = (cross_count > 0) & (balance <= maintenance)
@@ -294,13 +301,17 @@ def ratio(maintenance: Floats, balance: Floats) -> Floats:
 
 @jit_inline
 def bracket_of(caps: Array, counts: Array, instrument: int, notional: float) -> int:
-    """Scalar twin of :func:`bracket_lookup` for kernels: count the caps below, capped.
+    """Scalar twin of :func:`bracket_lookup` for kernels: the caps below ``notional``, capped.
 
-    A fixed-length count (no early exit) avoids branch mispredictions in the hot loop.
+    A branch-free binary search over the power-of-two padded row (``searchsorted`` side='left'):
+    a fixed number of halvings, no data-dependent branch in the hot loop.
     """
     below = 0
-    for column in range(caps.shape[1]):
-        below += caps[instrument, column] < notional
+    half = caps.shape[1] >> 1
+    while half > 0:
+        below += half * (caps[instrument, below + half - 1] < notional)
+        half >>= 1
+    below += caps[instrument, below] < notional
     result: int = min(below, counts[instrument] - 1)
     return result
 
@@ -440,28 +451,29 @@ def _value_all_kernel(
             out_bracket,
             out_isolated_liquidatable,
         )
+    # the sums accumulate in the output arrays themselves (no temporaries), then finish in place
     accounts = wallet.shape[0]
-    upnl_sum = np.zeros(accounts)
-    maintenance_sum = np.zeros(accounts)
-    initial_sum = np.zeros(accounts)
-    cross_count = np.zeros(accounts, dtype=np.int64)
-    any_isolated = np.zeros(accounts, dtype=np.bool_)
+    out_balance[:] = 0.0
+    out_account_maintenance[:] = 0.0
+    out_account_initial[:] = 0.0
+    out_cross_positions[:] = 0
+    out_isolated_any[:] = False
     for position in range(quantity.shape[0]):
         owner = account[position]
         weight = 1.0 - isolated[position]
-        upnl_sum[owner] += weight * out_upnl[position]
-        maintenance_sum[owner] += weight * out_maintenance[position]
-        initial_sum[owner] += weight * out_initial[position]
-        cross_count[owner] += 1 - isolated[position]
-        any_isolated[owner] |= out_isolated_liquidatable[position]
+        out_balance[owner] += weight * out_upnl[position]
+        out_account_maintenance[owner] += weight * out_maintenance[position]
+        out_account_initial[owner] += weight * out_initial[position]
+        out_cross_positions[owner] += 1 - isolated[position]
+        out_isolated_any[owner] |= out_isolated_liquidatable[position]
     for owner in range(accounts):
         _finish_account(
             owner,
-            upnl_sum[owner],
-            maintenance_sum[owner],
-            initial_sum[owner],
-            cross_count[owner],
-            any_isolated[owner],
+            out_balance[owner],
+            out_account_maintenance[owner],
+            out_account_initial[owner],
+            out_cross_positions[owner],
+            out_isolated_any[owner],
             wallet,
             out_balance,
             out_account_maintenance,
@@ -474,7 +486,8 @@ def _value_all_kernel(
 
 
 @jit
-def _value_some_kernel(
+def _tick_kernel(
+    moving: int,
     accounts: Array,
     marks: Array,
     caps: Array,
@@ -508,7 +521,8 @@ def _value_some_kernel(
     out_cross_liquidatable: Array,
     out_isolated_any: Array,
 ) -> None:
-    """The listed accounts only, with the same arithmetic (so the same bits) as the full pass."""
+    """A tick on symbol ``moving``: revalue its positions in the listed accounts, then re-add each
+    account from the stored per-position values, in the full pass's order (so the same bits)."""
     for row in range(accounts.shape[0]):
         owner = accounts[row]
         upnl_sum = 0.0
@@ -517,30 +531,31 @@ def _value_some_kernel(
         cross_count = 0
         any_isolated = False
         for position in range(account_start[owner], account_start[owner + 1]):
-            _value_position(
-                position,
-                marks,
-                caps,
-                rates,
-                amounts,
-                counts,
-                symbol,
-                instrument,
-                side,
-                quantity,
-                entry_notional,
-                inverse_leverage,
-                collateral,
-                close_fee,
-                isolated,
-                at_entry,
-                out_notional,
-                out_upnl,
-                out_initial,
-                out_maintenance,
-                out_bracket,
-                out_isolated_liquidatable,
-            )
+            if symbol[position] == moving:
+                _value_position(
+                    position,
+                    marks,
+                    caps,
+                    rates,
+                    amounts,
+                    counts,
+                    symbol,
+                    instrument,
+                    side,
+                    quantity,
+                    entry_notional,
+                    inverse_leverage,
+                    collateral,
+                    close_fee,
+                    isolated,
+                    at_entry,
+                    out_notional,
+                    out_upnl,
+                    out_initial,
+                    out_maintenance,
+                    out_bracket,
+                    out_isolated_liquidatable,
+                )
             weight = 1.0 - isolated[position]
             upnl_sum += weight * out_upnl[position]
             maintenance_sum += weight * out_maintenance[position]

@@ -29,6 +29,7 @@ from crossmargin.batch.risk import (
     Array,
     Bools,
     account_positions,
+    bracket_of,
     position_values,
     ratio,
     summed,
@@ -273,11 +274,7 @@ def _stress_kernel(
                 upnl = side[position] * (notional - entry)
                 valued = entry if at_entry[position] else notional
                 table = instrument[position]
-                last = counts[table] - 1
-                bracket = 0
-                for column in range(caps.shape[1]):
-                    bracket += caps[table, column] < valued
-                bracket = min(bracket, last)
+                bracket = bracket_of(caps, counts, table, valued)
                 maintenance = valued * rates[table, bracket] - amounts[table, bracket]
                 if isolated[position]:
                     balance = collateral[position] + upnl
