@@ -27,33 +27,41 @@ MONEY_QUANTUM = Decimal("1e-8")
 PRICE_QUANTUM = Decimal("1e-8")
 RATIO_QUANTUM = Decimal("1e-8")
 RATE_QUANTUM = Decimal("1e-12")
+# The magnitudes an input number may have (or be zero): beyond any real price, size, leverage, rate
+# or balance (Binance writes an unbounded cap as 2^63 - 1, about 9.2e18), and far enough inside the
+# decimal exponent limits that products and quotients of inputs (1 / leverage) never overflow.
+MAX_INPUT_MAGNITUDE = Decimal("1e20")
+MIN_INPUT_MAGNITUDE = Decimal("1e-18")
+# Quantizing needs as many digits as the result has; at the default 28 a finite but extreme value
+# (a margin ratio over a margin balance of 1e-30) would raise InvalidOperation instead of rounding.
+_ROUNDING_CONTEXT = decimal.Context(prec=decimal.MAX_PREC)
 
 
 def round_requirement(amount: Decimal) -> Decimal:
     """A requirement owed to the venue (margin, fee): round up, away from zero."""
-    return amount.quantize(MONEY_QUANTUM, rounding=ROUND_CEILING)
+    return amount.quantize(MONEY_QUANTUM, rounding=ROUND_CEILING, context=_ROUNDING_CONTEXT)
 
 
 def round_balance_delta(amount: Decimal) -> Decimal:
     """An amount paid to the trader: round towards minus infinity (the venue keeps the dust)."""
-    return amount.quantize(MONEY_QUANTUM, rounding=ROUND_FLOOR)
+    return amount.quantize(MONEY_QUANTUM, rounding=ROUND_FLOOR, context=_ROUNDING_CONTEXT)
 
 
 def round_ratio(ratio: Decimal) -> Decimal:
     """A risk ratio shown to the trader: round up, so risk is never understated."""
-    return ratio.quantize(RATIO_QUANTUM, rounding=ROUND_UP)
+    return ratio.quantize(RATIO_QUANTUM, rounding=ROUND_UP, context=_ROUNDING_CONTEXT)
 
 
 def round_rate(rate: Decimal) -> Decimal:
     """A derived margin rate (e.g. 1/(2 x max leverage)): round up."""
-    return rate.quantize(RATE_QUANTUM, rounding=ROUND_UP)
+    return rate.quantize(RATE_QUANTUM, rounding=ROUND_UP, context=_ROUNDING_CONTEXT)
 
 
 def round_trigger_price(price: Decimal, mark: Decimal) -> Decimal:
     """A liquidation price: round towards the mark, so it triggers no later than the exact one."""
     if price < mark:
-        return price.quantize(PRICE_QUANTUM, rounding=ROUND_CEILING)
-    return price.quantize(PRICE_QUANTUM, rounding=ROUND_DOWN)
+        return price.quantize(PRICE_QUANTUM, rounding=ROUND_CEILING, context=_ROUNDING_CONTEXT)
+    return price.quantize(PRICE_QUANTUM, rounding=ROUND_DOWN, context=_ROUNDING_CONTEXT)
 
 
 def parse_decimal(value: object, field: str) -> Decimal:
@@ -84,6 +92,10 @@ def parse_decimal(value: object, field: str) -> Decimal:
         raise InvalidInput(field, "NaN is not a number")
     if result.is_infinite():
         raise InvalidInput(field, "must be finite")
+    if result.copy_abs() > MAX_INPUT_MAGNITUDE:
+        raise InvalidInput(field, "out of range: more than 10^20 in size")
+    if result and result.copy_abs() < MIN_INPUT_MAGNITUDE:
+        raise InvalidInput(field, "out of range: not zero but less than 10^-18 in size")
     return result
 
 
