@@ -9,6 +9,8 @@ mark per symbol) or a seeded synthetic book (``--synthetic N``). Grid axes:
 
 The grid is the cartesian product of the axes. ``--monte-carlo PATHS`` adds the probability of
 liquidation within ``--horizon`` hours under correlated paths drawn from the bundled real returns.
+``--cluster auto|ADDRESS`` runs the same work on Ray actors holding shards of the book
+(``crossmargin[distributed]``; ``auto`` starts a local cluster), with the same results.
 """
 
 from __future__ import annotations
@@ -22,13 +24,20 @@ from typing import Any
 import numpy as np
 
 from crossmargin.batch.convert import BookArrays, from_books
-from crossmargin.batch.montecarlo import MODELS, liquidation_probability, simulate_paths
+from crossmargin.batch.montecarlo import (
+    MODELS,
+    MonteCarloResult,
+    liquidation_probability,
+    simulate_paths,
+)
 from crossmargin.batch.risk import revalue
-from crossmargin.batch.stress import StressResult, grid, stress, summary_by_shock
+from crossmargin.batch.stress import ShockGrid, StressResult, grid, stress, summary_by_shock
 from crossmargin.batch.synthetic import synthetic_book
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.numbers import parse_decimal
 from crossmargin.core.portfolio import parse_portfolio
+from crossmargin.distributed.shard import MonteCarloSpec
+from crossmargin.distributed.source import BookSource, PortfolioFile, Synthetic
 
 MAX_AXIS_POINTS = 1000
 MAX_SYNTHETIC = 20_000_000
@@ -87,6 +96,36 @@ def _load_book(args: argparse.Namespace) -> tuple[BookArrays, str]:
             field = f"{prefix}.{error.field}" if prefix and error.field else prefix or error.field
             raise InvalidInput(field, error.problem) from None
     return from_books(books), args.book
+
+
+class _LocalBook:
+    """The one-process batch path behind the calls of a ``DistributedBook``."""
+
+    def __init__(self, arrays: BookArrays, name: str, backend: str | None) -> None:
+        self.arrays, self.name, self.backend = arrays, name, backend
+        self.symbols = arrays.symbols
+        self.account_count = arrays.account_count
+        self.position_count = arrays.position_count
+
+    def liquidatable_now(self) -> int:
+        return int(np.count_nonzero(revalue(self.arrays, backend=self.backend).liquidatable))
+
+    def stress(self, shocks: ShockGrid) -> StressResult:
+        return stress(self.arrays, shocks, backend=self.backend)
+
+    def monte_carlo(self, spec: MonteCarloSpec) -> MonteCarloResult:
+        paths = simulate_paths(spec.paths, spec.horizon, seed=spec.seed, model=spec.model)
+        return liquidation_probability(self.arrays, paths, backend=self.backend)
+
+
+def _source(args: argparse.Namespace) -> BookSource:
+    if args.synthetic is not None:
+        if args.book is not None:
+            raise InvalidInput("BOOK", "give a book file or --synthetic, not both")
+        return Synthetic(positions=args.synthetic, seed=args.seed)
+    if args.book is None:
+        raise InvalidInput("BOOK", "give a portfolio file (one or a list) or --synthetic N")
+    return PortfolioFile(path=args.book)
 
 
 def _ratio_text(value: float) -> str:
@@ -187,22 +226,47 @@ def cmd_stress(args: argparse.Namespace) -> str:
         raise InvalidInput("--monte-carlo", "must be at least 1 path")
     if args.horizon < 1:
         raise InvalidInput("--horizon", "must be at least 1 hour")
-    arrays, name = _load_book(args)
+    if args.cluster is None:
+        if args.shards is not None or args.workers is not None:
+            raise InvalidInput("--shards", "--shards and --workers need --cluster")
+        arrays, name = _load_book(args)
+        return _run(args, _LocalBook(arrays, name, args.backend))
+    try:
+        from crossmargin.distributed.cluster import open_book  # imports ray: only with --cluster
+    except ModuleNotFoundError as error:
+        if error.name != "ray":
+            raise
+        raise InvalidInput(
+            "--cluster", "needs Ray: pip install 'crossmargin[distributed]'"
+        ) from None
+
+    with open_book(
+        args.cluster,
+        _source(args),
+        shards=args.shards,
+        workers=args.workers,
+        backend=args.backend,
+    ) as distributed:
+        return _run(args, distributed)
+
+
+def _run(args: argparse.Namespace, book: Any) -> str:
+    """The report over ``book``: a ``_LocalBook`` or a ``DistributedBook``."""
     started = time.perf_counter()
-    valuation = revalue(arrays, backend=args.backend)
     report: dict[str, Any] = {
         "title": (
-            f"{name}: {arrays.account_count} accounts, {arrays.position_count} positions, "
-            f"{len(arrays.symbols)} symbols; liquidatable now: "
-            f"{int(np.count_nonzero(valuation.liquidatable))}"
+            f"{book.name}: {book.account_count} accounts, {book.position_count} positions, "
+            f"{len(book.symbols)} symbols; liquidatable now: {book.liquidatable_now()}"
         ),
     }
     if args.shock_grid:
-        shocks = grid(arrays.symbols, [parse_axis(text) for text in args.shock_grid])
-        report["stress"] = _stress_report(stress(arrays, shocks, backend=args.backend), args.top)
+        shocks = grid(book.symbols, [parse_axis(text) for text in args.shock_grid])
+        report["stress"] = _stress_report(book.stress(shocks), args.top)
     if args.monte_carlo is not None:
-        paths = simulate_paths(args.monte_carlo, args.horizon, seed=args.seed, model=args.model)
-        carlo = liquidation_probability(arrays, paths, backend=args.backend)
+        spec = MonteCarloSpec(
+            paths=args.monte_carlo, horizon=args.horizon, seed=args.seed, model=args.model
+        )
+        carlo = book.monte_carlo(spec)
         either = np.maximum(carlo.cross_probability, carlo.isolated_probability)
         order = np.argsort(-either, kind="stable")[: args.top]
         report["monte_carlo"] = {
@@ -212,7 +276,7 @@ def cmd_stress(args: argparse.Namespace) -> str:
             "seed": args.seed,
             "mean_cross_probability": float(carlo.cross_probability.mean()),
             "mean_isolated_probability": float(carlo.isolated_probability.mean()),
-            "series_of_symbol": dict(zip(arrays.symbols, carlo.series_of_symbol, strict=True)),
+            "series_of_symbol": dict(zip(book.symbols, carlo.series_of_symbol, strict=True)),
             "accounts_at_risk": [
                 {
                     "account": int(a),
@@ -259,5 +323,16 @@ def register(commands: Any) -> None:
     parser.add_argument("--json", action="store_true", help="JSON instead of tables")
     parser.add_argument(
         "--backend", choices=("auto", "numba", "numpy"), default=None, help="kernel choice"
+    )
+    parser.add_argument(
+        "--cluster",
+        metavar="auto|ADDRESS",
+        help="run on Ray (crossmargin[distributed]): 'auto' starts a local cluster",
+    )
+    parser.add_argument(
+        "--shards", type=int, help="with --cluster: shards of the book (default: one per worker)"
+    )
+    parser.add_argument(
+        "--workers", type=int, help="with --cluster: CPUs to use (default: the cluster's)"
     )
     parser.set_defaults(run=cmd_stress)
