@@ -53,6 +53,15 @@ def _feed(args: argparse.Namespace, symbols: tuple[str, ...]) -> Feed | None:
     return None
 
 
+def _shown(database: str) -> str:
+    """The database URL without its password, for printing."""
+    scheme, separator, rest = database.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not separator or not at or ":" not in credentials:
+        return database
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
 def _fresh(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         candidate = path.with_name(path.name + suffix)
@@ -120,7 +129,7 @@ def cmd_serve(args: argparse.Namespace) -> str:
             print("\n".join(lines), flush=True)
 
     else:
-        print("\n".join([f"crossmargin serving {database} on {url}", *printed]), flush=True)
+        print("\n".join([f"crossmargin serving {_shown(database)} on {url}", *printed]), flush=True)
     settings = EngineSettings(
         database=database,
         schema=args.schema or None,
