@@ -170,4 +170,5 @@ def test_a_liquidation_shows_up_highlighted_in_the_feed(page: Any, live: Running
     sync_api.expect(
         page.locator("#events li.liquidation", has_text="Liquidation triggered")
     ).to_have_count(1)
+    sync_api.expect(page.get_by_test_id("liquidated-gambler")).to_have_text("liquidated ×1")
     assert "trader" not in page.content()

@@ -236,7 +236,15 @@ async def get_account(account: Owned, context: Context) -> dict[str, Any]:
     summary="the account's report in the `crossmargin risk` contract",
 )
 async def account_risk(account: Owned, context: Context) -> dict[str, Any]:
-    report: dict[str, Any] = (await _view(context, account))["report"]
+    def read(engine: Engine) -> dict[str, Any] | None:
+        held = engine.state.accounts.get(account)
+        if held is None:
+            return None
+        return report_json(account_report(book_for(engine.state, held)))
+
+    report = await context.host.read(read)
+    if report is None:
+        raise NotFound("account", account)
     return report
 
 

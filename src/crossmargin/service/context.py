@@ -30,11 +30,16 @@ class ServiceContext:
     feed: Feed | None
 
 
-def service(request: Request) -> ServiceContext:
+def context_of(request: Request) -> ServiceContext:
     context = getattr(request.app.state, "service", None)
     if not isinstance(context, ServiceContext):
         raise StorageError("the service is not started")
     return context
+
+
+async def service(request: Request) -> ServiceContext:
+    # async: FastAPI would run a plain function dependency in a worker thread, per request
+    return context_of(request)
 
 
 bearer = HTTPBearer(
@@ -48,7 +53,7 @@ async def principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    return service(request).keys.resolve(credentials.credentials if credentials else None)
+    return context_of(request).keys.resolve(credentials.credentials if credentials else None)
 
 
 async def operator(who: Annotated[Principal, Depends(principal)]) -> Principal:

@@ -111,7 +111,8 @@ async function start() {
     openSocket("/v1/ws/accounts/" + encodeURIComponent(account), (message) => onAccountMessage(account, message));
   }
   openSocket("/v1/ws/prices", onPriceMessage);
-  state.symbol = heldSymbols(state.views[state.selected])[0] || state.symbols[0];
+  const held = state.order.flatMap((account) => heldSymbols(state.views[account]));
+  state.symbol = heldSymbols(state.views[state.selected])[0] || held[0] || state.symbols[0];
   buildChart();
   renderAll();
 }
@@ -148,9 +149,11 @@ function onAccountMessage(account, message) {
   } else if (message.type === "events") {
     for (const item of message.events) addEvent(account, item);
     renderEvents();
+    renderCards();
   } else if (message.type === "event") {
     addEvent(account, message);
     renderEvents();
+    if (message.event.type === "LiquidationTriggered") renderCards();
   }
 }
 
@@ -220,6 +223,8 @@ function renderCards() {
     const badges = [el("span", { class: "badge", text: modeBadge(view) })];
     if (s.margin_calls.length) badges.push(el("span", { class: "badge call", text: "margin call" }));
     if (view.scopes.some((scope) => scope.liquidatable)) badges.push(el("span", { class: "badge liq", text: "liquidating" }));
+    const liquidations = state.events.filter((item) => item.account === account && item.event.type === "LiquidationTriggered").length;
+    if (liquidations) badges.push(el("span", { class: "badge liq", "data-testid": "liquidated-" + account, text: `liquidated ×${liquidations}` }));
     const figure = (label, value) => el("div", {}, el("div", { class: "label", text: label }), el("div", { class: "value", text: value }));
     const card = el("div", {
       class: "card" + (account === state.selected ? " selected" : ""), "data-testid": "card-" + account,
