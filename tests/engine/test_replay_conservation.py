@@ -83,3 +83,38 @@ def test_the_float_liquidation_screen_never_changes_a_decision(tmp_path: Path, s
         store.close()
     assert events[0] == events[1]
     assert hashes[0] == hashes[1]
+
+
+def test_replay_and_check_catch_a_tampered_log(backend: Backend) -> None:
+    """The audits can fail: an edited posting breaks conservation (check), an edit that keeps the
+    sum at zero still changes the state, so replay no longer matches the snapshot."""
+    store = backend.open()
+    engine = Engine(store, symbols=SYMBOLS)
+    engine.execute({"type": "open_account", "command_id": "a", "account": "alice"})
+    engine.execute({"type": "deposit", "command_id": "d", "account": "alice", "amount": "1000"})
+    engine.snapshot()
+    store.close()
+    assert replay(backend.open(create=False)).snapshot_matches is True
+
+    backend.execute(
+        'UPDATE ledger_entries SET events = REPLACE(events, \'"$decimal":"1000"\', '
+        "'\"$decimal\":\"2000\"') WHERE command_id = 'd'"
+    )
+    tampered = backend.open(create=False)
+    try:
+        report = check(tampered)
+        assert not report.ok
+        assert any("postings sum to" in violation for violation in report.violations)
+    finally:
+        tampered.close()
+
+    backend.execute(
+        'UPDATE ledger_entries SET events = REPLACE(events, \'"$decimal":"-1000"\', '
+        "'\"$decimal\":\"-2000\"') WHERE command_id = 'd'"
+    )
+    balanced = backend.open(create=False)
+    try:
+        assert check(balanced).ok  # money still sums to zero ...
+        assert replay(balanced).snapshot_matches is False  # ... but it is not the state we had
+    finally:
+        balanced.close()
