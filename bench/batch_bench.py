@@ -233,8 +233,7 @@ def size_row(size: int) -> dict[str, Any]:
         "book_mb": arrays.nbytes / 2**20,
         "revalue_peak_mb": peak / 2**20,
     }
-    if size <= 1_000_000:
-        row["liquidation_prices_s"] = best(lambda: liquidation_prices(arrays, valuation), 1)
+    row["liquidation_prices_s"] = best(lambda: liquidation_prices(arrays, valuation), 1)
     return row
 
 
@@ -316,11 +315,7 @@ def main() -> None:
             f"{row['loop_us_per_position']:.2f} us/position; tick moved {row['tick_positions']:,}"
             f" positions in {row['tick_accounts']:,} accounts (median {row['tick_median_ms']:.2f}"
             f" ms); build {row['build_s']:.1f} s"
-            + (
-                f"; liquidation prices {row['liquidation_prices_s']:.2f} s"
-                if "liquidation_prices_s" in row
-                else ""
-            )
+            + f"; liquidation prices {row['liquidation_prices_s']:.2f} s"
         )
     stressed = stress_row(1_000_000)
     print(
