@@ -26,13 +26,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import ray
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
 from crossmargin.batch.convert import Floats
 from crossmargin.batch.montecarlo import MODELS, MonteCarloResult
@@ -53,8 +53,10 @@ from crossmargin.distributed.shard import (
 )
 from crossmargin.distributed.source import BookSource
 
+T = TypeVar("T")
 LOCAL = "auto"
 RETRY_PAUSE_SECONDS = 0.2
+UNAVAILABLE_SECONDS = 120.0  # how long a restarting actor may stay unreachable
 
 
 def connect(address: str = LOCAL, *, workers: int | None = None) -> bool:
@@ -90,6 +92,16 @@ def _limit_threads(threads: int) -> None:
     numba.set_num_threads(max(1, min(threads, most)))
 
 
+class ShardInputError(Exception):
+    """An :class:`InvalidInput` raised in a shard, in a form that crosses processes (the
+    driver raises it again as :class:`InvalidInput`)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(field, problem)
+        self.field = field
+        self.problem = problem
+
+
 class _ShardActor:
     """The actor body: a :class:`ShardServer` that reports load errors as values and can be told
     to crash once (a fault-injection hook for shard-loss tests and drills)."""
@@ -113,27 +125,33 @@ class _ShardActor:
         except CrossmarginError as error:
             self.error = error
 
-    def _ready(self, method: str) -> ShardServer:
+    def _run(self, method: str, work: Callable[[ShardServer], T]) -> T:
         if method in self.crash_on and not self.reconstructed:
             os._exit(1)  # the process dies as on a lost node; Ray restarts the actor
-        if self.server is None:
-            raise self.error or InvalidInput("BOOK", "the shard did not load")
-        return self.server
+        try:
+            if self.server is None:
+                raise self.error or InvalidInput("BOOK", "the shard did not load")
+            return work(self.server)
+        except InvalidInput as error:
+            raise ShardInputError(error.field, error.problem) from None
 
     def info(self) -> ShardInfo:
-        return self._ready("info").info(self.reconstructed)
+        return self._run("info", lambda server: server.info(self.reconstructed))
 
     def tick(self, version: int, marks: Floats, symbol: int) -> TickPart:
-        return self._ready("tick").tick(version, marks, symbol)
+        return self._run("tick", lambda server: server.tick(version, marks, symbol))
 
     def revalue(self, version: int, marks: Floats) -> TickPart:
-        return self._ready("revalue").revalue(version, marks)
+        return self._run("revalue", lambda server: server.revalue(version, marks))
 
     def stress(self, relative: Floats, first: int, stop: int, marks: Floats) -> StressPart:
-        return self._ready("stress").stress(relative, first, stop, marks)
+        return self._run("stress", lambda server: server.stress(relative, first, stop, marks))
 
     def monte_carlo(self, spec: MonteCarloSpec, marks: Floats) -> MonteCarloResult:
-        return self._ready("monte_carlo").monte_carlo(spec, marks)
+        return self._run("monte_carlo", lambda server: server.monte_carlo(spec, marks))
+
+    def process_id(self) -> int:
+        return os.getpid()
 
 
 ShardActor: Any = ray.remote(_ShardActor)
@@ -201,22 +219,31 @@ class DistributedBook:
         return getattr(self._actors[shard], method).remote(*args)
 
     def _wait(self, call: Call, ref: Any) -> Any:
-        attempt = 0
+        """The call's result; a call lost with its actor is submitted again (every call is
+        idempotent: a tick names its version, the rest only read)."""
+        deaths = 0
+        unavailable_since: float | None = None
         while True:
             try:
                 return ray.get(ref)
             except RayTaskError as error:
                 cause = getattr(error, "cause", None)
-                if isinstance(cause, CrossmarginError):
-                    raise cause from None
+                if isinstance(cause, ShardInputError):
+                    raise InvalidInput(cause.field, cause.problem) from None
                 raise
-            except RayActorError:
-                if attempt >= self.max_restarts:
+            except ActorUnavailableError:
+                # restarting (or unreachable for a moment): wait, without spending a restart
+                now = time.monotonic()
+                unavailable_since = unavailable_since or now
+                if now - unavailable_since > UNAVAILABLE_SECONDS:
                     raise
-                attempt += 1
-                self.retried_calls += 1
-                time.sleep(RETRY_PAUSE_SECONDS)
-                ref = self._submit(call)
+            except RayActorError:
+                deaths += 1
+                if deaths > self.max_restarts:
+                    raise
+            self.retried_calls += 1
+            time.sleep(RETRY_PAUSE_SECONDS)
+            ref = self._submit(call)
 
     def _gather(self, calls: list[Call]) -> list[Any]:
         refs = [self._submit(call) for call in calls]
@@ -294,8 +321,20 @@ class DistributedBook:
         return self.revalue().liquidatable
 
     def kill_shard(self, index: int) -> None:
-        """Kill shard ``index``'s actor as a lost node would; Ray restarts it from the source."""
-        ray.kill(self._actors[index], no_restart=False)
+        """Kill shard ``index``'s actor as a lost node would, and return once Ray has restarted
+        it (reloaded from the source) in a new process."""
+        actor = self._actors[index]
+        before = ray.get(actor.process_id.remote())
+        ray.kill(actor, no_restart=False)
+        deadline = time.monotonic() + UNAVAILABLE_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                if ray.get(actor.process_id.remote()) != before:
+                    return
+            except RayActorError:
+                pass  # dying or restarting
+            time.sleep(RETRY_PAUSE_SECONDS)
+        raise TimeoutError(f"shard {index} did not come back within {UNAVAILABLE_SECONDS} s")
 
     def close(self) -> None:
         for actor in self._actors:
