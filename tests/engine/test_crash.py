@@ -38,7 +38,7 @@ from tests.contract.backends import Backend
 from tests.engine.streams import SYMBOLS, command_stream
 
 KILLS = {"sqlite": 20, "postgresql": 6}
-LENGTH = {"sqlite": 800, "postgresql": 400}
+LENGTH = {"sqlite": 1000, "postgresql": 400}
 READY_TIMEOUT_SECONDS = 60
 # The killed runs start the engine through its own module (the same cmd_engine, without importing
 # the rest of the CLI, so each restart is cheaper); the last run goes through crossmargin.cli.main.
@@ -67,13 +67,14 @@ def _feed(stdin: IO[str], lines: list[str]) -> None:
 def run_engine(
     backend: Backend,
     commands: list[dict[str, Any]],
-    kill: tuple[str, float] | None,
+    kill: tuple[str, int, float] | None,
     log: Path,
     module: str = LIGHT_ENTRY,
 ) -> tuple[list[dict[str, Any]], bool]:
     """Send ``commands``; return the acknowledged results (complete lines) and whether it was killed.
 
-    ``kill`` is ``("after_first_ack", seconds)``, ``("after_start", seconds)`` or None (run to EOF).
+    ``kill`` is ``("after_acks", n, seconds)`` (SIGKILL ``seconds`` after the n-th acknowledgement),
+    ``("after_start", 0, seconds)`` (``seconds`` after the process started), or None (run to EOF).
     """
     with log.open("a") as errors:
         child = subprocess.Popen(
@@ -95,7 +96,7 @@ def run_engine(
 
     timer: threading.Timer | None = None
     if kill is not None and kill[0] == "after_start":
-        timer = threading.Timer(kill[1], do_kill)
+        timer = threading.Timer(kill[2], do_kill)
         timer.start()
     watchdog = threading.Timer(READY_TIMEOUT_SECONDS + 240, child.kill)
     watchdog.start()
@@ -105,8 +106,8 @@ def run_engine(
             if not line.endswith("\n"):
                 break  # cut off by the kill: not an acknowledgement
             results.append(json.loads(line))
-            if kill is not None and kill[0] == "after_first_ack" and timer is None:
-                timer = threading.Timer(kill[1], do_kill)
+            if kill is not None and kill[0] == "after_acks" and len(results) == kill[1]:
+                timer = threading.Timer(kill[2], do_kill)
                 timer.start()
     finally:
         child.wait()
@@ -136,10 +137,14 @@ def test_engine_killed_at_random_moments_loses_no_acknowledged_command(
     kills = 0
     started = time.monotonic()
     for round_number in range(KILLS[backend.name]):
-        if round_number % 5 == 4:  # sometimes while it starts and loads the log
-            kill = ("after_start", rng.uniform(0.05, 1.5))
+        # Kills land a few milliseconds after a random acknowledgement (so mid-command, mid-append
+        # or between commands), and sometimes while the engine starts and loads the log; counting
+        # acknowledgements rather than seconds keeps the progress per round independent of speed.
+        kill: tuple[str, int, float]
+        if round_number % 5 == 4:
+            kill = ("after_start", 0, rng.uniform(0.0, 0.5))
         else:
-            kill = ("after_first_ack", rng.uniform(0.0, 0.3))
+            kill = ("after_acks", rng.randint(1, 20), rng.uniform(0.0, 0.02))
         results, was_killed = run_engine(backend, commands[sent_from:], kill, log)
         kills += was_killed
         acknowledged += list(zip(commands[sent_from:], results, strict=False))
