@@ -9,7 +9,9 @@ exactly outside a guard band around their thresholds:
 * liquidatable: the margin balance within 1e-9 of the scope's size (plus one quantum per
   position) of the maintenance margin;
 * liquidation price: the scope at the threshold already, a root within a relative 1e-7 of a
-  bracket breakpoint (``cap / q``), or the roots below and above the mark about equally near.
+  bracket breakpoint (``cap / q``) or of the zero price (the core keeps only positive roots: a
+  root at 0, as for a hedge of equal legs, comes out of floats as +-1e-14), or the roots below and
+  above the mark about equally near.
 """
 
 from __future__ import annotations
@@ -149,6 +151,8 @@ def _check_liquidation_price(
     if any(abs(p - q) <= BREAKPOINT_BAND * q for p in candidates for q in points):
         return 1
     down, up = float(crossings.down[i]), float(crossings.up[i])
+    if any(0 <= p <= BREAKPOINT_BAND * mark for p in (*candidates, down)):
+        return 1
     both = not (math.isnan(down) or math.isnan(up))
     if both and abs(abs(mark - down) - abs(up - mark)) <= BREAKPOINT_BAND * mark:
         return 1

@@ -129,7 +129,7 @@ def test_probability_is_one_when_liquidatable_now_and_zero_when_fully_collateral
 
 
 def test_a_larger_wallet_never_raises_the_probability(backend: str) -> None:
-    paths = simulate_paths(300, 72, seed=4)
+    paths = simulate_paths(120, 48, seed=4)
     small, large = (
         liquidation_probability(
             from_books([parse_portfolio(p) for p in two_accounts(w)]), paths, backend=backend
