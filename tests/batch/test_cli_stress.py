@@ -37,6 +37,10 @@ def test_synthetic_stress_json_matches_the_library() -> None:
     )
     assert report["by_shock"][0]["shock"] == "BTCUSDT-30% *-20%"
     assert len(report["accounts_at_risk"]) == 10
+    for row in report["accounts_at_risk"]:
+        shocks_hit = np.flatnonzero(result.cross_liquidated[row["account"]]).tolist()
+        assert row["cross_liquidated_by"] == shocks_hit
+        assert row["cross_liquidating_shocks"] == len(shocks_hit)
 
 
 def portfolio(wallet: str, mark: str = "29000") -> dict[str, Any]:

@@ -147,9 +147,13 @@ def _stress_report(result: StressResult, top: int) -> dict[str, Any]:
             "account": int(a),
             "cross_worst_margin_ratio": _ratio_text(float(result.cross_worst_ratio[a])),
             "cross_liquidating_shocks": int(cross_count[a]),
+            "cross_liquidated_by": [int(k) for k in np.flatnonzero(result.cross_liquidated[a])],
             "cross_worst_loss": round(float(result.cross_worst_loss[a]), 2),
             "isolated_worst_margin_ratio": _ratio_text(float(result.isolated_worst_ratio[a])),
             "isolated_liquidating_shocks": int(isolated_count[a]),
+            "isolated_liquidated_by": [
+                int(k) for k in np.flatnonzero(result.isolated_liquidated[a])
+            ],
             "isolated_worst_loss": round(float(result.isolated_worst_loss[a]), 2),
         }
         for a in order
@@ -161,6 +165,7 @@ def _stress_report(result: StressResult, top: int) -> dict[str, Any]:
             "isolated": int(np.count_nonzero(isolated_count)),
         },
         "by_shock": [{**row, "loss": round(row["loss"], 2)} for row in shocks],
+        "note": "*_liquidated_by lists indices into by_shock",
         "accounts_at_risk": accounts,
     }
 
