@@ -4,7 +4,8 @@ price tick to many subscribers (time until the last one has it).
 
 The server runs as a separate process (``crossmargin serve``, one uvicorn worker); the clients
 run here on asyncio (httpx, websockets). Both share this machine's cores, so the numbers are a
-floor for the server, not its capacity. The load is bounded: ``SERVICE_BENCH_REQUESTS`` requests
+floor for the server, not its capacity; the server's own CPU time per request (from
+``/proc``, Linux) is the figure that does not depend on what else runs. The load is bounded: ``SERVICE_BENCH_REQUESTS`` requests
 per phase (default 2000) from ``SERVICE_BENCH_CONCURRENCY`` clients (default 32);
 ``SERVICE_BENCH_SUBSCRIBERS`` WebSockets (default 1000) for ``SERVICE_BENCH_TICKS`` ticks
 (default 5). PostgreSQL runs when ``CROSSMARGIN_BENCH_POSTGRES_URL`` (or
@@ -49,6 +50,20 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+SERVER_PID: list[int] = []  # the running server's process id, for its CPU time
+
+
+def server_cpu_seconds() -> float | None:
+    """CPU time (user + system) the server process has used; None off Linux."""
+    if not SERVER_PID:
+        return None
+    try:
+        fields = Path(f"/proc/{SERVER_PID[-1]}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def server(database: str, schema: str | None, folder: Path) -> Iterator[str]:
     port = _free_port()
@@ -84,8 +99,10 @@ def server(database: str, schema: str | None, folder: Path) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+        SERVER_PID.append(process.pid)
         yield url
     finally:
+        SERVER_PID.clear()
         process.terminate()
         process.wait(timeout=30)
         log.close()
@@ -122,11 +139,19 @@ async def _load(
             if response.status_code != 200:
                 failures += 1
 
+    cpu_before = server_cpu_seconds()
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
+    cpu_after = server_cpu_seconds()
     latencies.sort()
+    cpu_ms = (
+        float("nan")
+        if cpu_before is None or cpu_after is None
+        else 1000 * (cpu_after - cpu_before) / total
+    )
     return {
+        "server_cpu_ms": cpu_ms,
         "requests": total,
         "failed": failures,
         "rps": total / elapsed,
@@ -216,7 +241,7 @@ def _print_http(store: str, phases: dict[str, dict[str, float]]) -> None:
         print(
             f"  {store:<10} {name:<12} {row['requests']:>6.0f} req  {row['rps']:>8.1f} req/s  "
             f"p50 {row['p50_ms']:>7.2f} ms  p99 {row['p99_ms']:>7.2f} ms  "
-            f"non-200 {row['failed']:.0f}",
+            f"server CPU {row['server_cpu_ms']:>5.2f} ms/req  non-200 {row['failed']:.0f}",
             flush=True,
         )
 
