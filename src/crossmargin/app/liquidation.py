@@ -423,6 +423,11 @@ def _auto_deleverage(
                 {"scope": scope, "partial": take < remaining, "against": other_id},
             )
         )
+        # The bankruptcy price can lie beyond the mark (the mark gapped past it), so the
+        # counterparty may realize a loss that overdraws its collateral: a scope left without
+        # positions is settled like any other (fund, then bad debt) rather than left negative.
+        other_scope = f"isolated:{position.symbol}:{slot}" if other.is_isolated else "cross"
+        _settle_deficit(d, other_id, other_scope)
         remaining -= take
 
 
