@@ -14,6 +14,7 @@ nothing is logged), then queued to the single writer; the response is the engine
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -22,64 +23,26 @@ from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
-from crossmargin.app.commands import validate
-from crossmargin.app.views import book_for
 from crossmargin.app.writer import Engine
 from crossmargin.core.errors import InvalidInput, NotFound
 from crossmargin.core.numbers import parse_positive
 from crossmargin.core.portfolio import parse_portfolio, report_json
-from crossmargin.core.risk import Book, account_report
-from crossmargin.core.scenario import Shock, apply_shocks, parse_shock
+from crossmargin.core.risk import account_report
 from crossmargin.service import schemas
-from crossmargin.service.context import Anyone, Context, Operator, Owned, ServiceContext
+from crossmargin.service.context import Anyone, Context, Operator, Owned
 from crossmargin.service.errors import rejection_status, with_field
-from crossmargin.service.keys import Principal
-from crossmargin.service.views import account_view
+from crossmargin.service.handlers import (
+    REFUSALS,
+    command_from,
+    parse_shocks,
+    run_command,
+    scenario_report,
+)
 from crossmargin.service.wire import parse_body, parse_object, plain
 
 MAX_PORTFOLIOS = 100
 MAX_POSITIONS = 200
-ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["status", "reason", "message"],
-    "properties": {
-        "status": {"type": "string", "enum": ["rejected", "error"]},
-        "reason": {"type": "string"},
-        "message": {"type": "string"},
-        "field": {"type": "string"},
-    },
-}
-
-
-def _response(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
-
-
-REFUSALS: dict[int | str, dict[str, Any]] = {
-    401: _response("no key, or a key that matches nothing"),
-    403: _response("a key used outside its scope"),
-    404: _response("no such account, order or symbol"),
-    409: _response("refused by the engine's state (the reason says why)"),
-    422: _response("a malformed field (named in `field`)"),
-    503: _response("the event store is unavailable"),
-}
-
 router = APIRouter(prefix="/v1", responses=REFUSALS)
-
-
-def _command(body: dict[str, Any], kind: str, **fixed: str) -> dict[str, Any]:
-    for name in ("type", *fixed):
-        if name in body:
-            raise InvalidInput(name, "is set by the route, not the body")
-    command_id = body["command_id"] if "command_id" in body else f"http:{uuid.uuid4().hex}"
-    command = {"type": kind, **fixed, **body, "command_id": command_id}
-    validate(command)
-    return command
-
-
-async def _run(context: ServiceContext, command: dict[str, Any]) -> JSONResponse:
-    result = await context.host.submit(command)
-    return JSONResponse(with_field(result), status_code=rejection_status(result))
 
 
 # -- operator ---------------------------------------------------------------------------------
@@ -122,7 +85,7 @@ async def open_account(request: Request, context: Context, _: Operator) -> JSONR
         raise InvalidInput(
             "account", "1-64 letters, digits, '_', '.' or '-', starting alphanumeric"
         )
-    command = _command(body, "open_account")
+    command = command_from(body, "open_account")
     result = await context.host.submit(command)
     status = rejection_status(result)
     if status == 200 and not result.get("duplicate"):
@@ -131,7 +94,6 @@ async def open_account(request: Request, context: Context, _: Operator) -> JSONR
 
 
 def _valid_account(account: str) -> bool:
-    import re
 
     return re.fullmatch(schemas.ACCOUNT_PATTERN, account) is not None
 
@@ -191,7 +153,9 @@ async def post_marks(request: Request, context: Context, _: Operator) -> JSONRes
     openapi_extra=schemas.body(schemas.FUNDING),
 )
 async def settle_funding(request: Request, context: Context, _: Operator) -> JSONResponse:
-    return await _run(context, _command(parse_object(await request.body()), "settle_funding"))
+    return await run_command(
+        context, command_from(parse_object(await request.body()), "settle_funding")
+    )
 
 
 @router.post(
@@ -202,7 +166,7 @@ async def settle_funding(request: Request, context: Context, _: Operator) -> JSO
 )
 async def seed_insurance_fund(request: Request, context: Context, _: Operator) -> JSONResponse:
     body = parse_object(await request.body())
-    return await _run(context, _command(body, "seed_insurance_fund"))
+    return await run_command(context, command_from(body, "seed_insurance_fund"))
 
 
 @router.post(
@@ -212,193 +176,9 @@ async def seed_insurance_fund(request: Request, context: Context, _: Operator) -
     openapi_extra=schemas.body(schemas.FILL),
 )
 async def report_fill(request: Request, context: Context, _: Operator) -> JSONResponse:
-    return await _run(context, _command(parse_object(await request.body()), "report_fill"))
-
-
-# -- one account ------------------------------------------------------------------------------
-
-
-async def _view(context: ServiceContext, account: str) -> dict[str, Any]:
-    view = await context.host.read(lambda engine: account_view(engine, account))
-    if view is None:
-        raise NotFound("account", account)
-    return view
-
-
-@router.get("/accounts/{account}", tags=["account"], summary="overview, positions, scopes, orders")
-async def get_account(account: Owned, context: Context) -> dict[str, Any]:
-    return await _view(context, account)
-
-
-@router.get(
-    "/accounts/{account}/risk",
-    tags=["account"],
-    summary="the account's report in the `crossmargin risk` contract",
-)
-async def account_risk(account: Owned, context: Context) -> dict[str, Any]:
-    def read(engine: Engine) -> dict[str, Any] | None:
-        held = engine.state.accounts.get(account)
-        if held is None:
-            return None
-        return report_json(account_report(book_for(engine.state, held)))
-
-    report = await context.host.read(read)
-    if report is None:
-        raise NotFound("account", account)
-    return report
-
-
-@router.get("/accounts/{account}/events", tags=["account"], summary="the account's recent events")
-async def account_events(
-    account: Owned,
-    context: Context,
-    limit: Annotated[int, Query(ge=1, le=200)] = 100,
-) -> dict[str, Any]:
-    await _view(context, account)
-    recent = list(context.host.recent.get(account, ()))
-    return {"account": account, "events": recent[-limit:]}
-
-
-@router.post(
-    "/accounts/{account}/scenario",
-    tags=["account"],
-    summary="what-if: the account's report after shocking marks (`crossmargin scenario`)",
-    openapi_extra=schemas.body(schemas.SHOCKS),
-)
-async def account_scenario(request: Request, account: Owned, context: Context) -> dict[str, Any]:
-    shocks = _shocks(parse_object(await request.body()), allowed={"shocks"})
-
-    def run(engine: Engine) -> dict[str, Any] | None:
-        held = engine.state.accounts.get(account)
-        if held is None:
-            return None
-        return _scenario(book_for(engine.state, held), shocks)
-
-    result = await context.host.read(run)
-    if result is None:
-        raise NotFound("account", account)
-    return result
-
-
-def _shocks(body: dict[str, Any], *, allowed: set[str]) -> list[Shock]:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise InvalidInput(unknown[0], "unknown field")
-    raw = body.get("shocks")
-    if not isinstance(raw, list) or not raw:
-        raise InvalidInput("shocks", "a list of at least one shock like ETHUSDT=-20%")
-    if len(raw) > 64:
-        raise InvalidInput("shocks", "at most 64 shocks")
-    shocks = []
-    for index, text in enumerate(raw):
-        if not isinstance(text, str):
-            raise InvalidInput(f"shocks[{index}]", "expected a string like ETHUSDT=-20%")
-        shocks.append(parse_shock(text, f"shocks[{index}]"))
-    return shocks
-
-
-def _scenario(book: Book, shocks: list[Shock]) -> dict[str, Any]:
-    for index, shock in enumerate(shocks):
-        if shock.symbol not in book.marks:
-            raise InvalidInput(f"shocks[{index}]", f"no {shock.symbol} position to shock")
-    shocked = apply_shocks(book, shocks)
-    return {
-        "shocks": [shock.describe() for shock in shocks],
-        "current": report_json(account_report(book)),
-        "shocked": report_json(account_report(shocked)),
-    }
-
-
-@router.post(
-    "/accounts/{account}/deposits",
-    tags=["account"],
-    summary="deposit into the cross wallet",
-    openapi_extra=schemas.body(schemas.AMOUNT),
-)
-async def deposit(request: Request, account: Owned, context: Context) -> JSONResponse:
-    body = parse_object(await request.body())
-    return await _run(context, _command(body, "deposit", account=account))
-
-
-@router.post(
-    "/accounts/{account}/withdrawals",
-    tags=["account"],
-    summary="withdraw from the cross wallet",
-    openapi_extra=schemas.body(schemas.AMOUNT),
-)
-async def withdraw(request: Request, account: Owned, context: Context) -> JSONResponse:
-    body = parse_object(await request.body())
-    return await _run(context, _command(body, "withdraw", account=account))
-
-
-@router.post(
-    "/accounts/{account}/orders",
-    tags=["account"],
-    summary="place an order (the simulated venue fills market orders at the mark)",
-    openapi_extra=schemas.body(schemas.ORDER),
-)
-async def place_order(request: Request, account: Owned, context: Context) -> JSONResponse:
-    body = parse_object(await request.body())
-    return await _run(context, _command(body, "place_order", account=account))
-
-
-@router.delete(
-    "/accounts/{account}/orders/{order_id}", tags=["account"], summary="cancel an open order"
-)
-async def cancel_order(
-    account: Owned,
-    order_id: Annotated[str, PathParam(min_length=1, max_length=64)],
-    context: Context,
-) -> JSONResponse:
-    return await _run(context, _command({}, "cancel_order", account=account, order_id=order_id))
-
-
-@router.put(
-    "/accounts/{account}/leverage",
-    tags=["account"],
-    summary="set a symbol's leverage",
-    openapi_extra=schemas.body(schemas.LEVERAGE),
-)
-async def set_leverage(request: Request, account: Owned, context: Context) -> JSONResponse:
-    body = parse_object(await request.body())
-    return await _run(context, _command(body, "set_leverage", account=account))
-
-
-@router.put(
-    "/accounts/{account}/margin-mode",
-    tags=["account"],
-    summary="switch a symbol between cross and isolated (venues refuse it with a position)",
-    openapi_extra=schemas.body(schemas.MARGIN_MODE),
-)
-async def set_margin_mode(request: Request, account: Owned, context: Context) -> JSONResponse:
-    body = parse_object(await request.body())
-    return await _run(context, _command(body, "set_margin_mode", account=account))
-
-
-@router.put(
-    "/accounts/{account}/position-mode",
-    tags=["account"],
-    summary="switch between one-way and hedge mode",
-    openapi_extra=schemas.body(schemas.POSITION_MODE),
-)
-async def set_position_mode(request: Request, account: Owned, context: Context) -> JSONResponse:
-    body = parse_object(await request.body())
-    return await _run(context, _command(body, "set_position_mode", account=account))
-
-
-@router.post(
-    "/accounts/{account}/isolated-margin",
-    tags=["account"],
-    summary="add margin to, or remove it from, an isolated position",
-    openapi_extra=schemas.body(schemas.ISOLATED_MARGIN),
-)
-async def isolated_margin(request: Request, account: Owned, context: Context) -> JSONResponse:
-    body = parse_object(await request.body())
-    action = body.pop("action", None)
-    if action not in ("add", "remove"):
-        raise InvalidInput("action", "expected add or remove")
-    kind = "add_isolated_margin" if action == "add" else "remove_isolated_margin"
-    return await _run(context, _command(body, kind, account=account))
+    return await run_command(
+        context, command_from(parse_object(await request.body()), "report_fill")
+    )
 
 
 # -- anyone with a key ------------------------------------------------------------------------
@@ -446,7 +226,7 @@ async def risk(request: Request, _: Anyone) -> Any:
 )
 async def scenario(request: Request, _: Anyone) -> dict[str, Any]:
     body = parse_object(await request.body())
-    shocks = _shocks({k: v for k, v in body.items() if k != "portfolio"}, allowed={"shocks"})
+    shocks = parse_shocks({k: v for k, v in body.items() if k != "portfolio"}, allowed={"shocks"})
     if "portfolio" not in body:
         raise InvalidInput("portfolio", "is required")
 
@@ -455,7 +235,7 @@ async def scenario(request: Request, _: Anyone) -> dict[str, Any]:
             book = parse_portfolio(_bounded(body["portfolio"]))
         except InvalidInput as error:
             raise InvalidInput(_prefixed("portfolio", error.field), error.problem) from None
-        return _scenario(book, shocks)
+        return scenario_report(book, shocks)
 
     return await asyncio.to_thread(run)
 
@@ -490,6 +270,3 @@ def _each(document: Any, build: Callable[[Any], dict[str, Any]]) -> Any:
         except InvalidInput as error:
             raise InvalidInput(_prefixed(f"[{index}]", error.field), error.problem) from None
     return results
-
-
-__all__ = ["Principal", "router"]

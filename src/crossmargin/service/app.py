@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from crossmargin import __version__
-from crossmargin.service import api, errors, ws
+from crossmargin.service import accounts, api, errors, ws
 from crossmargin.service.context import Feed, ServiceContext
 from crossmargin.service.host import EngineHost, EngineSettings
 from crossmargin.service.keys import KeyRing
@@ -69,6 +69,7 @@ def create_app(
     )
     errors.install(app)
     app.include_router(api.router)
+    app.include_router(accounts.router)
     app.include_router(ws.router)
     folder = static_folder()
     app.mount("/static", StaticFiles(directory=folder), name="static")

@@ -1,0 +1,187 @@
+"""The routes of one account (``/v1/accounts/{account}/...``): the operator's or its own key."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+
+from crossmargin.app.views import book_for
+from crossmargin.app.writer import Engine
+from crossmargin.core.errors import InvalidInput, NotFound
+from crossmargin.core.portfolio import report_json
+from crossmargin.core.risk import account_report
+from crossmargin.service import schemas
+from crossmargin.service.context import Context, Owned, ServiceContext
+from crossmargin.service.handlers import (
+    REFUSALS,
+    command_from,
+    parse_shocks,
+    run_command,
+    scenario_report,
+)
+from crossmargin.service.views import account_view
+from crossmargin.service.wire import parse_object
+
+router = APIRouter(prefix="/v1", responses=REFUSALS)
+
+
+# -- one account ------------------------------------------------------------------------------
+
+
+async def _view(context: ServiceContext, account: str) -> dict[str, Any]:
+    view = await context.host.read(lambda engine: account_view(engine, account))
+    if view is None:
+        raise NotFound("account", account)
+    return view
+
+
+@router.get("/accounts/{account}", tags=["account"], summary="overview, positions, scopes, orders")
+async def get_account(account: Owned, context: Context) -> dict[str, Any]:
+    return await _view(context, account)
+
+
+@router.get(
+    "/accounts/{account}/risk",
+    tags=["account"],
+    summary="the account's report in the `crossmargin risk` contract",
+)
+async def account_risk(account: Owned, context: Context) -> dict[str, Any]:
+    def read(engine: Engine) -> dict[str, Any] | None:
+        held = engine.state.accounts.get(account)
+        if held is None:
+            return None
+        return report_json(account_report(book_for(engine.state, held)))
+
+    report = await context.host.read(read)
+    if report is None:
+        raise NotFound("account", account)
+    return report
+
+
+@router.get("/accounts/{account}/events", tags=["account"], summary="the account's recent events")
+async def account_events(
+    account: Owned,
+    context: Context,
+    limit: Annotated[int, Query(ge=1, le=200)] = 100,
+) -> dict[str, Any]:
+    await _view(context, account)
+    recent = list(context.host.recent.get(account, ()))
+    return {"account": account, "events": recent[-limit:]}
+
+
+@router.post(
+    "/accounts/{account}/scenario",
+    tags=["account"],
+    summary="what-if: the account's report after shocking marks (`crossmargin scenario`)",
+    openapi_extra=schemas.body(schemas.SHOCKS),
+)
+async def account_scenario(request: Request, account: Owned, context: Context) -> dict[str, Any]:
+    shocks = parse_shocks(parse_object(await request.body()), allowed={"shocks"})
+
+    def run(engine: Engine) -> dict[str, Any] | None:
+        held = engine.state.accounts.get(account)
+        if held is None:
+            return None
+        return scenario_report(book_for(engine.state, held), shocks)
+
+    result = await context.host.read(run)
+    if result is None:
+        raise NotFound("account", account)
+    return result
+
+
+@router.post(
+    "/accounts/{account}/deposits",
+    tags=["account"],
+    summary="deposit into the cross wallet",
+    openapi_extra=schemas.body(schemas.AMOUNT),
+)
+async def deposit(request: Request, account: Owned, context: Context) -> JSONResponse:
+    body = parse_object(await request.body())
+    return await run_command(context, command_from(body, "deposit", account=account))
+
+
+@router.post(
+    "/accounts/{account}/withdrawals",
+    tags=["account"],
+    summary="withdraw from the cross wallet",
+    openapi_extra=schemas.body(schemas.AMOUNT),
+)
+async def withdraw(request: Request, account: Owned, context: Context) -> JSONResponse:
+    body = parse_object(await request.body())
+    return await run_command(context, command_from(body, "withdraw", account=account))
+
+
+@router.post(
+    "/accounts/{account}/orders",
+    tags=["account"],
+    summary="place an order (the simulated venue fills market orders at the mark)",
+    openapi_extra=schemas.body(schemas.ORDER),
+)
+async def place_order(request: Request, account: Owned, context: Context) -> JSONResponse:
+    body = parse_object(await request.body())
+    return await run_command(context, command_from(body, "place_order", account=account))
+
+
+@router.delete(
+    "/accounts/{account}/orders/{order_id}", tags=["account"], summary="cancel an open order"
+)
+async def cancel_order(
+    account: Owned,
+    order_id: Annotated[str, PathParam(min_length=1, max_length=64)],
+    context: Context,
+) -> JSONResponse:
+    return await run_command(
+        context, command_from({}, "cancel_order", account=account, order_id=order_id)
+    )
+
+
+@router.put(
+    "/accounts/{account}/leverage",
+    tags=["account"],
+    summary="set a symbol's leverage",
+    openapi_extra=schemas.body(schemas.LEVERAGE),
+)
+async def set_leverage(request: Request, account: Owned, context: Context) -> JSONResponse:
+    body = parse_object(await request.body())
+    return await run_command(context, command_from(body, "set_leverage", account=account))
+
+
+@router.put(
+    "/accounts/{account}/margin-mode",
+    tags=["account"],
+    summary="switch a symbol between cross and isolated (venues refuse it with a position)",
+    openapi_extra=schemas.body(schemas.MARGIN_MODE),
+)
+async def set_margin_mode(request: Request, account: Owned, context: Context) -> JSONResponse:
+    body = parse_object(await request.body())
+    return await run_command(context, command_from(body, "set_margin_mode", account=account))
+
+
+@router.put(
+    "/accounts/{account}/position-mode",
+    tags=["account"],
+    summary="switch between one-way and hedge mode",
+    openapi_extra=schemas.body(schemas.POSITION_MODE),
+)
+async def set_position_mode(request: Request, account: Owned, context: Context) -> JSONResponse:
+    body = parse_object(await request.body())
+    return await run_command(context, command_from(body, "set_position_mode", account=account))
+
+
+@router.post(
+    "/accounts/{account}/isolated-margin",
+    tags=["account"],
+    summary="add margin to, or remove it from, an isolated position",
+    openapi_extra=schemas.body(schemas.ISOLATED_MARGIN),
+)
+async def isolated_margin(request: Request, account: Owned, context: Context) -> JSONResponse:
+    body = parse_object(await request.body())
+    action = body.pop("action", None)
+    if action not in ("add", "remove"):
+        raise InvalidInput("action", "expected add or remove")
+    kind = "add_isolated_margin" if action == "add" else "remove_isolated_margin"
+    return await run_command(context, command_from(body, kind, account=account))
