@@ -11,14 +11,18 @@ Per position (scalar twins ``core.risk.position_risk``, ``core.margin.maintenanc
 
 Per account (twins ``core.risk.margin_ratio`` and ``is_liquidatable``), over cross positions:
 margin balance ``MB = wallet + sum UPNL``, ``MM = sum MM``, ratio ``MM / MB`` (0 without MM, NaN
-when ``MB <= 0``), liquidatable when it holds a cross position and ``MB <= MM``. An isolated position is
-its own scope: liquidatable when ``isolated_margin + UPNL <= MM``.
+when ``MB <= 0``), liquidatable when it holds a cross position and ``MB <= MM``. An isolated
+position is its own scope: liquidatable when ``isolated_margin + UPNL <= MM``.
 
 Floats are not rounded: the core rounds requirements up to 1e-8, so the two paths agree to a
 relative 1e-9 plus one money quantum. The batch path screens; the Decimal path decides.
 
-:func:`update_symbol` handles a mark tick on one symbol by revaluing only the accounts holding
-it (every position of those accounts), which gives bit-for-bit the numbers of a full revaluation.
+:func:`update_symbol` handles a mark tick on one symbol: it revalues that symbol's positions in
+the accounts holding it and re-adds those accounts from the stored per-position values, in the
+full pass's order, so it gives bit for bit the numbers of a full revaluation.
+
+The numba kernel makes two flat passes (every position, then every account); the numpy fallback
+does the same arithmetic with ``np.bincount`` and gives the same bits.
 """
 
 from __future__ import annotations
