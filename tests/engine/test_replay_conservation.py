@@ -65,6 +65,25 @@ def test_replay_equals_live_and_money_is_conserved(backend: Backend, seed: int) 
         reopened_store.close()
 
 
+def test_replay_equals_live_and_money_is_conserved_on_bybit(tmp_path: Path) -> None:
+    """The same properties under Bybit's rules: account-wide margin mode, isolated maintenance
+    valued at entry, the fee to close in initial margin, no clearance fee."""
+    store = open_store(tmp_path / "bybit.db")
+    engine = Engine(store, venue_name="bybit-linear", symbols=SYMBOLS, snapshot_every=61)
+    for command in command_stream(2, 600):
+        before = engine.state_hash()
+        if engine.execute(command)["status"] == "rejected":
+            assert engine.state_hash() == before, command
+    report = replay(store)
+    assert report.state_hash == engine.state_hash()
+    assert report.snapshot_matches is True
+    audit = check(store)
+    assert audit.ok, audit.violations
+    kinds = {event["type"] for entry in store.read(0) for event in entry.events}
+    assert {"PositionAutoDeleveraged", "BadDebtRecorded", "MarginModeChanged"} <= kinds
+    store.close()
+
+
 @pytest.mark.parametrize("seed", [5])
 def test_the_float_liquidation_screen_never_changes_a_decision(tmp_path: Path, seed: int) -> None:
     """The writer's float pre-screen only picks which accounts the Decimal core examines; the
