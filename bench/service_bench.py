@@ -127,14 +127,20 @@ async def _load(
     total: int, concurrency: int, request: Callable[[int], Awaitable[httpx.Response]]
 ) -> dict[str, float]:
     latencies: list[float] = []
-    failures = 0
+    failures = retries = 0
     counter = iter(range(total))
 
     async def worker() -> None:
-        nonlocal failures
+        nonlocal failures, retries
         for index in counter:
             started = time.perf_counter()
-            response = await request(index)
+            try:
+                response = await request(index)
+            except (httpx.ReadError, httpx.RemoteProtocolError):
+                # a keep-alive connection the server closed as it was reused; every request
+                # here is safe to repeat (orders carry a command id)
+                retries += 1
+                response = await request(index)
             latencies.append(time.perf_counter() - started)
             if response.status_code != 200:
                 failures += 1
@@ -154,6 +160,7 @@ async def _load(
         "server_cpu_ms": cpu_ms,
         "requests": total,
         "failed": failures,
+        "retried": retries,
         "rps": total / elapsed,
         "p50_ms": 1000 * latencies[len(latencies) // 2],
         "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
@@ -174,6 +181,7 @@ async def http_phases(url: str) -> dict[str, dict[str, float]]:
             return client.post(
                 f"/v1/accounts/{account}/orders",
                 json={
+                    "command_id": f"bench-order-{index}",
                     "order_id": f"o{index}",
                     "symbol": "BTCUSDT",
                     "side": "buy" if index % 2 == 0 else "sell",
@@ -241,7 +249,7 @@ def _print_http(store: str, phases: dict[str, dict[str, float]]) -> None:
         print(
             f"  {store:<10} {name:<12} {row['requests']:>6.0f} req  {row['rps']:>8.1f} req/s  "
             f"p50 {row['p50_ms']:>7.2f} ms  p99 {row['p99_ms']:>7.2f} ms  "
-            f"server CPU {row['server_cpu_ms']:>5.2f} ms/req  non-200 {row['failed']:.0f}",
+            f"server CPU {row['server_cpu_ms']:>5.2f} ms/req  non-200 {row['failed']:.0f}  retried {row['retried']:.0f}",
             flush=True,
         )
 
