@@ -172,3 +172,13 @@ def test_a_liquidation_shows_up_highlighted_in_the_feed(page: Any, live: Running
     ).to_have_count(1)
     sync_api.expect(page.get_by_test_id("liquidated-gambler")).to_have_text("liquidated ×1")
     assert "trader" not in page.content()
+
+
+def test_the_operator_page_picks_up_an_account_opened_after_it_loaded(
+    page: Any, live: Running
+) -> None:
+    open_dashboard(page, live)
+    assert page.get_by_test_id("card-latecomer").count() == 0
+    live.open_account("latecomer", "250")
+    sync_api.expect(page.get_by_test_id("card-latecomer")).to_be_visible()
+    sync_api.expect(page.get_by_test_id("card-latecomer")).to_contain_text("250.00")

@@ -105,16 +105,33 @@ async function start() {
     state.order = [state.me.account];
   }
   state.selected = state.order[0] || null;
-  for (const account of state.order) {
-    const view = await api("GET", "/v1/accounts/" + encodeURIComponent(account));
-    if (view.ok) state.views[account] = view.data;
-    openSocket("/v1/ws/accounts/" + encodeURIComponent(account), (message) => onAccountMessage(account, message));
-  }
+  for (const account of state.order) await watchAccount(account);
   openSocket("/v1/ws/prices", onPriceMessage);
   const held = state.order.flatMap((account) => heldSymbols(state.views[account]));
   state.symbol = heldSymbols(state.views[state.selected])[0] || held[0] || state.symbols[0];
   buildChart();
   renderAll();
+}
+
+async function watchAccount(account) {
+  const view = await api("GET", "/v1/accounts/" + encodeURIComponent(account));
+  if (view.ok) state.views[account] = view.data;
+  openSocket("/v1/ws/accounts/" + encodeURIComponent(account), (message) => onAccountMessage(account, message));
+}
+
+async function refreshAccounts() {
+  // the operator's page picks up accounts opened after it loaded
+  const listed = await api("GET", "/v1/accounts");
+  if (!listed.ok) return;
+  const fresh = listed.data.accounts.filter((a) => !state.order.includes(a)).slice(0, MAX_ACCOUNTS - state.order.length);
+  for (const account of fresh) {
+    state.order.push(account);
+    await watchAccount(account);
+  }
+  if (fresh.length) {
+    if (!state.selected) state.selected = state.order[0];
+    renderAll();
+  }
 }
 
 function showLogin(message) {
@@ -126,6 +143,7 @@ function showLogin(message) {
 async function refreshEngine() {
   const status = await api("GET", "/v1/engine");
   if (!status.ok) return;
+  if (state.order.length < MAX_ACCOUNTS) refreshAccounts();
   document.getElementById("venue").textContent = status.data.venue;
   const feed = status.data.feed;
   const box = document.getElementById("feed-status");
