@@ -462,3 +462,20 @@ def test_every_preset_bundles_btc_and_eth() -> None:
     for venue_name, symbols in names.items():
         for symbol in symbols:
             assert VENUES[venue_name].instrument(symbol) is not None, (venue_name, symbol)
+
+
+@pytest.mark.parametrize("venue", ["hyperliquid", "dydx"])
+def test_venues_without_a_hedge_mode_refuse_a_hedge_portfolio(venue: str) -> None:
+    import json
+
+    from tests.helpers import run_cli
+
+    portfolio = {
+        "venue": venue,
+        "wallet_balance": "1000",
+        "position_mode": "hedge",
+        "positions": [],
+    }
+    code, out, err = run_cli("risk", "-", stdin=json.dumps(portfolio))
+    assert code == 2 and out == ""
+    assert err.startswith("crossmargin: error: position_mode:") and "no hedge mode" in err

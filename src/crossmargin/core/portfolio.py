@@ -213,6 +213,8 @@ def parse_portfolio(raw: object) -> Book:
         "position_mode",
         {m.value: m for m in PositionMode},
     )
+    if mode is PositionMode.HEDGE and not rules.hedge_mode:
+        raise InvalidInput("position_mode", f"{rules.name} has no hedge mode (one-way only)")
     instruments = parse_instruments(rules, data.get("instruments", {}))
     positions_raw = _required(data, "positions", "")
     if not isinstance(positions_raw, list):

@@ -66,6 +66,7 @@ class VenueRules:
     derive_rate_from_max_leverage: bool
     margin_mode_scope: MarginModeScope
     switch: SwitchRules
+    hedge_mode: bool = True  # False where the venue has no long/short position mode
     taker_fee_rate: Decimal
     maker_fee_rate: Decimal
     liquidation_fee_rate: Decimal
@@ -226,6 +227,7 @@ HYPERLIQUID = VenueRules(
     close_fee_in_initial_margin=False,
     derive_rate_from_max_leverage=True,
     margin_mode_scope=MarginModeScope.SYMBOL,
+    hedge_mode=False,
     switch=SwitchRules(
         margin_mode_refused_with_position=True,
         margin_mode_refused_with_orders=False,
@@ -248,6 +250,7 @@ DYDX = VenueRules(
     close_fee_in_initial_margin=False,
     derive_rate_from_max_leverage=False,
     margin_mode_scope=MarginModeScope.POSITION,
+    hedge_mode=False,
     switch=SwitchRules(
         margin_mode_refused_with_position=True,
         margin_mode_refused_with_orders=True,
