@@ -36,7 +36,7 @@ from crossmargin.app.model import CALLED, Account
 from crossmargin.app.trading import Fill, book_fill, isolated, wallet
 from crossmargin.app.views import book_for, scopes_at_risk
 from crossmargin.core.liquidation import Leg, bankruptcy_price
-from crossmargin.core.margin import maintenance_terms
+from crossmargin.core.margin import maintenance_margin, maintenance_terms
 from crossmargin.core.numbers import ZERO, round_balance_delta, round_requirement
 from crossmargin.core.position import Position
 from crossmargin.core.risk import total_risk
@@ -210,15 +210,8 @@ def _reduce(
 ) -> None:
     mark = _mark(d, position)
     instrument = d.draft.instruments[position.symbol]
-    index = maintenance_terms(d.draft.rules, instrument, position, mark).bracket_index
-    quantity = position.quantity
-    partial = False
-    if index > 0:
-        lower_cap = instrument.brackets[index - 1].cap
-        if lower_cap is not None:
-            keep = (lower_cap / mark).quantize(QUANTITY_QUANTUM, rounding="ROUND_FLOOR")
-            if 0 < keep < position.quantity:
-                quantity, partial = position.quantity - keep, True
+    quantity = _partial_quantity(d, account_id, scope, position, balance, mark)
+    partial = quantity < position.quantity
     # the fee is owed to the fund (rounded up) but capped at what the scope still has (rounded
     # down), so every amount posted stays on the money quantum
     fee = min(
@@ -251,6 +244,54 @@ def _reduce(
         release_isolated=False,
     )
     d.emit(book_fill(d.draft, fill, {"scope": scope, "partial": partial}))
+
+
+def _partial_quantity(
+    d: Decision,
+    account_id: str,
+    scope: str,
+    position: Position,
+    balance: Decimal,
+    mark: Decimal,
+) -> Decimal:
+    """How much of ``position`` to close: the least, bracket by bracket, that restores margin.
+
+    For each lower bracket, from the next one down, the position is cut to that bracket's cap;
+    if the scope's margin balance after the clearance fee on the part closed is then above its
+    maintenance margin, that cut is the partial liquidation. If no cut restores the margin, the
+    whole position is closed. (With Binance's 1.25% fee, a cut only restores margin where the
+    bracket's maintenance rate is above the fee rate, so small positions close whole.)
+    """
+    rules = d.draft.rules
+    instrument = d.draft.instruments[position.symbol]
+    index = maintenance_terms(rules, instrument, position, mark).bracket_index
+    scope_mm = next(
+        risk.maintenance_margin
+        for name, _, risk, _, _ in scopes_at_risk(d.draft, d.draft.accounts[account_id])
+        if name == scope
+    )
+    position_mm = maintenance_margin(rules, instrument, position, mark)
+    for lower in range(index - 1, -1, -1):
+        cap = instrument.brackets[lower].cap
+        if cap is None:
+            continue
+        keep = (cap / mark).quantize(QUANTITY_QUANTUM, rounding="ROUND_FLOOR")
+        if not 0 < keep < position.quantity:
+            continue
+        closed = position.quantity - keep
+        fee = min(
+            round_requirement(closed * mark * instrument.liquidation_fee_rate),
+            max(ZERO, round_balance_delta(balance)),
+        )
+        reduced = dataclasses.replace(
+            position,
+            quantity=keep,
+            entry_notional=position.entry_notional * keep / position.quantity,
+        )
+        after_mm = scope_mm - position_mm + maintenance_margin(rules, instrument, reduced, mark)
+        if balance - fee > after_mm:
+            return closed
+    return position.quantity
 
 
 def _bankrupt(d: Decision, account_id: str, scope: str, deficit: Decimal) -> None:
