@@ -191,6 +191,8 @@ class DistributedBook:
         self.name = source.describe()
         self.max_restarts = max_restarts
         self.retried_calls = 0
+        self.last_combine_seconds = 0.0  # the driver's share of the last stress grid
+        self.last_compute_seconds: list[float] = []  # CPU time of each slice of it
         self._actors = [
             ShardActor.options(
                 num_cpus=self.threads,
@@ -202,6 +204,13 @@ class DistributedBook:
         ]
         infos: list[ShardInfo] = self._gather([(i, "info", ()) for i in range(self.shards)])
         first = infos[0]
+        if any(
+            (info.symbols, info.book_accounts) != (first.symbols, first.book_accounts)
+            or not np.array_equal(info.marks, first.marks)
+            for info in infos
+        ):
+            self.close()
+            raise InvalidInput("BOOK", "the shards loaded different books from the source")
         self.symbols = first.symbols
         self.marks: Floats = first.marks.copy()
         self.account_count = first.book_accounts
@@ -290,11 +299,15 @@ class DistributedBook:
             for first, stop in slices
         ]
         parts: list[StressPart] = self._gather(calls)
-        return combine_stress(
+        started = time.perf_counter()
+        result = combine_stress(
             shocks,
             self.account_count,
             [(self._accounts[call[0]], part) for call, part in zip(calls, parts, strict=True)],
         )
+        self.last_combine_seconds = time.perf_counter() - started
+        self.last_compute_seconds = [part.compute_seconds for part in parts]
+        return result
 
     def monte_carlo(self, spec: MonteCarloSpec) -> MonteCarloResult:
         """Liquidation probabilities over the whole book from the current marks (twin:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,6 +152,7 @@ class StressPart:
     isolated_liquidated: Bytes
     isolated_worst_loss: Floats
     loss_by_shock: Floats
+    compute_seconds: float  # CPU time of the thread that ran the grid slice
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -230,7 +232,9 @@ class ShardServer:
         """Shocks ``first`` .. ``stop`` of ``relative``, applied to ``marks``."""
         labels = tuple(str(k) for k in range(first, stop))
         shocks = ShockGrid(labels=labels, relative=relative[first:stop])
+        started = time.thread_time()
         result = stress(self._at(marks), shocks, backend=self.backend)
+        compute = time.thread_time() - started
         return StressPart(
             first=first,
             shocks=stop - first,
@@ -241,6 +245,7 @@ class ShardServer:
             isolated_liquidated=np.packbits(result.isolated_liquidated, axis=1),
             isolated_worst_loss=result.isolated_worst_loss,
             loss_by_shock=result.loss_by_shock,
+            compute_seconds=compute,
         )
 
     def monte_carlo(self, spec: MonteCarloSpec, marks: Floats) -> MonteCarloResult:
