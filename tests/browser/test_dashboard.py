@@ -28,6 +28,7 @@ ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
 TIMEOUT_MS = 15_000
+pytestmark = pytest.mark.slow
 
 sync_api = pytest.importorskip("playwright.sync_api")
 

@@ -29,6 +29,7 @@ from tests.service.conftest import World, populate
 from tests.service.server import OPERATOR_KEY, serve
 
 EXAMPLES_PER_OPERATION = 25
+pytestmark = pytest.mark.slow
 
 
 def _operations() -> list[Any]:

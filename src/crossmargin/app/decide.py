@@ -282,6 +282,11 @@ def set_position_mode(d: Decision, c: dict[str, Any]) -> None:
     mode = PositionMode(c["position_mode"])
     if account.position_mode is mode:
         raise reject(Reason.POSITION_MODE_UNCHANGED, f"already in {mode.value} mode")
+    if mode is PositionMode.HEDGE and not d.draft.rules.hedge_mode:
+        raise reject(
+            Reason.POSITION_MODE_UNSUPPORTED,
+            f"{d.draft.rules.name} has no hedge mode (one-way only)",
+        )
     if account.positions:
         raise reject(
             Reason.POSITION_MODE_SWITCH_WITH_OPEN_POSITION,
