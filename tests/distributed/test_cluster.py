@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,9 +190,14 @@ def test_a_shard_that_keeps_dying_fails_the_call_after_its_restarts(cluster: Non
 
 
 def test_a_missing_book_file_is_reported_naming_the_book(cluster: None, tmp_path: Path) -> None:
+    free = ray.available_resources().get("CPU", 0)
     with pytest.raises(InvalidInput) as error:
-        DistributedBook(PortfolioFile(path=str(tmp_path / "none.json")), shards=1, workers=1)
+        DistributedBook(PortfolioFile(path=str(tmp_path / "none.json")), shards=2, workers=2)
     assert error.value.field == "BOOK"
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0) < free and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ray.available_resources().get("CPU", 0) == free  # the failed shards let go
 
 
 def _stress_json(*extra: str) -> dict[str, object]:

@@ -202,7 +202,11 @@ class DistributedBook:
             ).remote(source, self.shards, index, backend, self.threads, tuple(crash_on))
             for index in range(self.shards)
         ]
-        infos: list[ShardInfo] = self._gather([(i, "info", ()) for i in range(self.shards)])
+        try:
+            infos: list[ShardInfo] = self._gather([(i, "info", ()) for i in range(self.shards)])
+        except BaseException:
+            self.close()  # a shard that cannot load its book must not keep its CPUs
+            raise
         first = infos[0]
         if any(
             (info.symbols, info.book_accounts) != (first.symbols, first.book_accounts)
