@@ -197,7 +197,7 @@ def test_a_missing_book_file_is_reported_naming_the_book(cluster: None, tmp_path
     deadline = time.monotonic() + 30
     while ray.available_resources().get("CPU", 0) < free and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert ray.available_resources().get("CPU", 0) == free  # the failed shards let go
+    assert ray.available_resources().get("CPU", 0) >= free  # the failed shards let go
 
 
 def _stress_json(*extra: str) -> dict[str, object]:
