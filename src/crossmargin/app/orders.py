@@ -82,8 +82,13 @@ def place_order(d: Decision, c: dict[str, Any], matching: str) -> None:
     if increasing > 0:
         leverage = account.leverage_for(symbol)
         cost = increasing * fill_price / leverage + open_loss(side, increasing, order_price, mark)
+        taker = d.draft.instruments[symbol].taker_fee_rate
         if immediate:
-            cost += increasing * fill_price * d.draft.instruments[symbol].taker_fee_rate
+            cost += increasing * fill_price * taker
+        if d.draft.rules.close_fee_in_initial_margin:
+            # Bybit: IM includes the fee to close at the bankruptcy price, EP x (1 -/+ 1/lev)
+            bankrupt = fill_price * (1 - side.sign / leverage)
+            cost += increasing * bankrupt * taker
         cost = round_requirement(cost)
         free = free_margin(d.draft, account)
         if cost > free:
