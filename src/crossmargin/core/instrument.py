@@ -62,7 +62,6 @@ class Instrument:
     def bracket_for(self, notional: Decimal) -> Bracket:
         return self.brackets[self.bracket_index(notional)]
 
-
     @property
     def max_notional(self) -> Decimal | None:
         """The largest notional any bracket admits, or None when the table is unbounded."""
