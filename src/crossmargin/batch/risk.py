@@ -33,7 +33,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from crossmargin.batch._accel import jit, jit_inline, use_numba
+from crossmargin.batch._accel import jit, jit_inline, jit_parallel, prange, use_numba
 from crossmargin.batch.convert import BookArrays, BracketTables, Floats, Ints
 from crossmargin.core.errors import InvalidInput
 
@@ -120,7 +120,7 @@ def revalue(
         out.marks[:] = checked
         result = out
     if use_numba(backend):
-        _value_all_kernel(*_kernel_inputs(arrays, result.marks), *_kernel_outputs(result))
+        _value_all_parallel_kernel(*_kernel_inputs(arrays, result.marks), *_kernel_outputs(result))
     else:
         accounts = np.arange(arrays.account_count, dtype=np.int64)
         _value_accounts_numpy(arrays, result, accounts)
@@ -310,6 +310,8 @@ def bracket_of(caps: Array, counts: Array, instrument: int, notional: float) -> 
     A branch-free binary search over the power-of-two padded row (``searchsorted`` side='left'):
     a fixed number of halvings, no data-dependent branch in the hot loop.
     """
+    if notional <= caps[instrument, 0]:  # most positions sit in the first bracket
+        return 0
     below = 0
     half = caps.shape[1] >> 1
     while half > 0:
@@ -478,6 +480,98 @@ def _value_all_kernel(
             out_account_initial[owner],
             out_cross_positions[owner],
             out_isolated_any[owner],
+            wallet,
+            out_balance,
+            out_account_maintenance,
+            out_account_initial,
+            out_cross_positions,
+            out_ratio,
+            out_cross_liquidatable,
+            out_isolated_any,
+        )
+
+
+@jit_parallel
+def _value_all_parallel_kernel(
+    marks: Array,
+    caps: Array,
+    rates: Array,
+    amounts: Array,
+    counts: Array,
+    account_start: Array,
+    account: Array,
+    symbol: Array,
+    instrument: Array,
+    side: Array,
+    quantity: Array,
+    entry_notional: Array,
+    inverse_leverage: Array,
+    collateral: Array,
+    close_fee: Array,
+    isolated: Array,
+    at_entry: Array,
+    wallet: Array,
+    out_notional: Array,
+    out_upnl: Array,
+    out_initial: Array,
+    out_maintenance: Array,
+    out_bracket: Array,
+    out_isolated_liquidatable: Array,
+    out_balance: Array,
+    out_account_maintenance: Array,
+    out_account_initial: Array,
+    out_cross_positions: Array,
+    out_ratio: Array,
+    out_cross_liquidatable: Array,
+    out_isolated_any: Array,
+) -> None:
+    """One fused pass per account (positions are stored account by account), accounts spread
+    over the cores with ``prange``: each position is read once, valued, and summed into its
+    account while still in cache. Same additions in the same order as the two-pass kernel."""
+    for owner in prange(wallet.shape[0]):
+        upnl_sum = 0.0
+        maintenance_sum = 0.0
+        initial_sum = 0.0
+        cross_count = 0
+        any_isolated = False
+        for position in range(account_start[owner], account_start[owner + 1]):
+            _value_position(
+                position,
+                marks,
+                caps,
+                rates,
+                amounts,
+                counts,
+                symbol,
+                instrument,
+                side,
+                quantity,
+                entry_notional,
+                inverse_leverage,
+                collateral,
+                close_fee,
+                isolated,
+                at_entry,
+                out_notional,
+                out_upnl,
+                out_initial,
+                out_maintenance,
+                out_bracket,
+                out_isolated_liquidatable,
+            )
+            weight = 1.0 - isolated[position]
+            upnl_sum += weight * out_upnl[position]
+            maintenance_sum += weight * out_maintenance[position]
+            initial_sum += weight * out_initial[position]
+            cross_count += 1 - isolated[position]
+            any_isolated |= out_isolated_liquidatable[position]
+        _finish_account(
+            owner,
+            upnl_sum,
+            maintenance_sum,
+            initial_sum,
+            cross_count,
+            any_isolated,
             wallet,
             out_balance,
             out_account_maintenance,
