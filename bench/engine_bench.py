@@ -121,7 +121,7 @@ def latency(target: str, count: int) -> tuple[float, float]:
     return statistics.median(samples) * 1e3, samples[int(len(samples) * 0.99)] * 1e3
 
 
-def liquidation_decision(accounts: int) -> dict[str, float]:
+def liquidation_decision(accounts: int, price: int = 47000) -> dict[str, float]:
     """One BTCUSDT tick over ``accounts`` accounts: screen, Decimal confirmation, whole decide."""
     state = build_state({"venue": "binance-usdm", "symbols": ["BTCUSDT", "ETHUSDT"]})
     evolve(state, {"type": "MarkPriceUpdated", "symbol": "BTCUSDT", "price": Decimal(50000)})
@@ -138,13 +138,13 @@ def liquidation_decision(accounts: int) -> dict[str, float]:
                 "postings": [[f"wallet:{account}", wallet], ["external:deposits", -wallet]],
             },
         )
-        for symbol, quantity, price in (("BTCUSDT", "0.1", 50000), ("ETHUSDT", "-1", 3000)):
+        for symbol, quantity, entry in (("BTCUSDT", "0.1", 50000), ("ETHUSDT", "-1", 3000)):
             signed = Decimal(quantity)
             position = Position(
                 symbol=symbol,
                 side=Side.LONG if signed > 0 else Side.SHORT,
                 quantity=abs(signed),
-                entry_notional=abs(signed) * price,
+                entry_notional=abs(signed) * entry,
                 leverage=Decimal(20),
                 margin_mode=MarginMode.CROSS,
             )
@@ -161,13 +161,18 @@ def liquidation_decision(accounts: int) -> dict[str, float]:
                 },
             )
     screening.rebuild(state)
-    command = {"command_id": "tick", "type": "update_mark", "symbol": "BTCUSDT", "price": "47000"}
+    command = {
+        "command_id": "tick",
+        "type": "update_mark",
+        "symbol": "BTCUSDT",
+        "price": str(price),
+    }
     assert state.screen is not None
     start = time.perf_counter()
-    flagged = state.screen.tick("BTCUSDT", 47000.0, 0.8)
+    flagged = state.screen.tick("BTCUSDT", float(price), 0.8)
     screened = time.perf_counter()
     draft = state.draft()
-    draft.marks["BTCUSDT"] = Decimal(47000)
+    draft.marks["BTCUSDT"] = Decimal(price)
     confirmed = sum(
         1
         for account_id in flagged
@@ -210,17 +215,16 @@ def main() -> None:
         print(
             f"{name:<11} latency per command (durable, batch 1): p50 {p50:.2f} ms, p99 {p99:.2f} ms"
         )
-    tick = liquidation_decision(accounts)
-    print(
-        f"mark update -> liquidation decision, {accounts:,} accounts: batch screen "
-        f"{tick['screen_ms']:,.1f} ms flags {tick['flagged']:,.0f}; Decimal confirmation "
-        f"{tick['confirm_ms']:,.1f} ms finds {tick['liquidatable']:,.0f} liquidatable; "
-        f"decision = {tick['screen_ms'] + tick['confirm_ms']:,.1f} ms"
-    )
-    print(
-        f"whole update_mark decide (screen, confirm, {tick['liquidations']:,.0f} liquidations "
-        f"executed, {tick['events']:,.0f} events): {tick['decide_ms']:,.0f} ms"
-    )
+    for price, label in ((49500, "1% drop"), (47000, "6% drop")):
+        tick = liquidation_decision(accounts, price)
+        print(
+            f"BTCUSDT {label}, {accounts:,} accounts: batch screen {tick['screen_ms']:,.1f} ms "
+            f"flags {tick['flagged']:,.0f}; Decimal confirmation {tick['confirm_ms']:,.1f} ms finds "
+            f"{tick['liquidatable']:,.0f} liquidatable; mark -> decision "
+            f"{tick['screen_ms'] + tick['confirm_ms']:,.1f} ms; whole update_mark with "
+            f"{tick['liquidations']:,.0f} liquidations executed ({tick['events']:,.0f} events): "
+            f"{tick['decide_ms']:,.0f} ms"
+        )
 
 
 if __name__ == "__main__":
