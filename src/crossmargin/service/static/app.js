@@ -379,7 +379,19 @@ function buildChart() {
     rightPriceScale: { borderColor: "#243040" },
     crosshair: { mode: 0 },
   });
-  state.series = state.chart.addLineSeries({ color: "#d8dee6", lineWidth: 2, priceLineVisible: true, title: "mark" });
+  state.series = state.chart.addLineSeries({
+    color: "#d8dee6", lineWidth: 2, priceLineVisible: true, title: "mark",
+    // keep the entry and liquidation lines on screen: a trader must see how far away they are
+    autoscaleInfoProvider: (original) => {
+      const range = original();
+      const prices = state.linePrices || [];
+      if (!range || prices.length === 0) return range;
+      const low = Math.min(range.priceRange.minValue, ...prices);
+      const high = Math.max(range.priceRange.maxValue, ...prices);
+      const pad = (high - low) * 0.05;
+      return { ...range, priceRange: { minValue: low - pad, maxValue: high + pad } };
+    },
+  });
   loadHistory();
 }
 
@@ -405,6 +417,7 @@ function updateLines() {
   if (!state.series) return;
   for (const line of state.lines) state.series.removePriceLine(line);
   state.lines = [];
+  state.linePrices = [];
   const legend = document.getElementById("chart-legend");
   legend.innerHTML = "";
   for (const account of state.order) {
@@ -415,11 +428,13 @@ function updateLines() {
       const mine = account === state.selected;
       if (mine) {
         state.lines.push(state.series.createPriceLine({ price: Number(p.entry_price), color: "#4c9aff", lineWidth: 1, lineStyle: 2, axisLabelVisible: true, title: "entry" }));
+        state.linePrices.push(Number(p.entry_price));
         legend.append(el("span", { class: "entry", "data-testid": `entry-${account}-${p.symbol}`, text: `entry ${price(p.entry_price)}` }));
       }
       if (p.liquidation_price !== null) {
         const color = mine ? "#ef5350" : "#b388ff";
         state.lines.push(state.series.createPriceLine({ price: Number(p.liquidation_price), color, lineWidth: mine ? 2 : 1, lineStyle: mine ? 0 : 1, axisLabelVisible: true, title: `liq ${account}` }));
+        if (mine) state.linePrices.push(Number(p.liquidation_price));
         legend.append(el("span", { class: "liq" + (mine ? "" : " other"), "data-testid": `liq-${account}-${p.symbol}`, "data-price": p.liquidation_price, text: `liq ${account} ${price(p.liquidation_price)}` }));
       }
     }
