@@ -38,7 +38,9 @@ from tests.contract.backends import Backend
 from tests.engine.streams import SYMBOLS, command_stream
 
 KILLS = {"sqlite": 20, "postgresql": 6}
-LENGTH = {"sqlite": 1000, "postgresql": 400}
+# Long enough that no round can drain the stream on a fast, idle machine (an "after_start" kill
+# can let several hundred commands through): every planned kill must have commands left to hit.
+LENGTH = {"sqlite": 4000, "postgresql": 1200}
 READY_TIMEOUT_SECONDS = 60
 # The killed runs start the engine through its own module (the same cmd_engine, without importing
 # the rest of the CLI, so each restart is cheaper); the last run goes through crossmargin.cli.main.
@@ -142,7 +144,7 @@ def test_engine_killed_at_random_moments_loses_no_acknowledged_command(
         # acknowledgements rather than seconds keeps the progress per round independent of speed.
         kill: tuple[str, int, float]
         if round_number % 5 == 4:
-            kill = ("after_start", 0, rng.uniform(0.0, 0.5))
+            kill = ("after_start", 0, rng.uniform(0.0, 0.3))
         else:
             kill = ("after_acks", rng.randint(1, 20), rng.uniform(0.0, 0.02))
         results, was_killed = run_engine(backend, commands[sent_from:], kill, log)
