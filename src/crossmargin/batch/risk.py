@@ -21,8 +21,9 @@ relative 1e-9 plus one money quantum. The batch path screens; the Decimal path d
 the accounts holding it and re-adds those accounts from the stored per-position values, in the
 full pass's order, so it gives bit for bit the numbers of a full revaluation.
 
-The numba kernel makes two flat passes (every position, then every account); the numpy fallback
-does the same arithmetic with ``np.bincount`` and gives the same bits.
+The numba kernel makes one fused pass per account (its positions are contiguous), with accounts
+spread over the cores by ``prange``; the numpy fallback does the same arithmetic with
+``np.bincount`` and gives the same bits.
 """
 
 from __future__ import annotations
@@ -396,101 +397,6 @@ def _finish_account(
     out_isolated_any[account] = any_isolated
 
 
-@jit
-def _value_all_kernel(
-    marks: Array,
-    caps: Array,
-    rates: Array,
-    amounts: Array,
-    counts: Array,
-    account_start: Array,
-    account: Array,
-    symbol: Array,
-    instrument: Array,
-    side: Array,
-    quantity: Array,
-    entry_notional: Array,
-    inverse_leverage: Array,
-    collateral: Array,
-    close_fee: Array,
-    isolated: Array,
-    at_entry: Array,
-    wallet: Array,
-    out_notional: Array,
-    out_upnl: Array,
-    out_initial: Array,
-    out_maintenance: Array,
-    out_bracket: Array,
-    out_isolated_liquidatable: Array,
-    out_balance: Array,
-    out_account_maintenance: Array,
-    out_account_initial: Array,
-    out_cross_positions: Array,
-    out_ratio: Array,
-    out_cross_liquidatable: Array,
-    out_isolated_any: Array,
-) -> None:
-    """Every position, then every account; two flat passes measured faster than one fused loop
-    with a branch at each account boundary."""
-    for position in range(quantity.shape[0]):
-        _value_position(
-            position,
-            marks,
-            caps,
-            rates,
-            amounts,
-            counts,
-            symbol,
-            instrument,
-            side,
-            quantity,
-            entry_notional,
-            inverse_leverage,
-            collateral,
-            close_fee,
-            isolated,
-            at_entry,
-            out_notional,
-            out_upnl,
-            out_initial,
-            out_maintenance,
-            out_bracket,
-            out_isolated_liquidatable,
-        )
-    # the sums accumulate in the output arrays themselves (no temporaries), then finish in place
-    accounts = wallet.shape[0]
-    out_balance[:] = 0.0
-    out_account_maintenance[:] = 0.0
-    out_account_initial[:] = 0.0
-    out_cross_positions[:] = 0
-    out_isolated_any[:] = False
-    for position in range(quantity.shape[0]):
-        owner = account[position]
-        weight = 1.0 - isolated[position]
-        out_balance[owner] += weight * out_upnl[position]
-        out_account_maintenance[owner] += weight * out_maintenance[position]
-        out_account_initial[owner] += weight * out_initial[position]
-        out_cross_positions[owner] += 1 - isolated[position]
-        out_isolated_any[owner] |= out_isolated_liquidatable[position]
-    for owner in range(accounts):
-        _finish_account(
-            owner,
-            out_balance[owner],
-            out_account_maintenance[owner],
-            out_account_initial[owner],
-            out_cross_positions[owner],
-            out_isolated_any[owner],
-            wallet,
-            out_balance,
-            out_account_maintenance,
-            out_account_initial,
-            out_cross_positions,
-            out_ratio,
-            out_cross_liquidatable,
-            out_isolated_any,
-        )
-
-
 @jit_parallel
 def _value_all_parallel_kernel(
     marks: Array,
@@ -527,7 +433,7 @@ def _value_all_parallel_kernel(
 ) -> None:
     """One fused pass per account (positions are stored account by account), accounts spread
     over the cores with ``prange``: each position is read once, valued, and summed into its
-    account while still in cache. Same additions in the same order as the two-pass kernel."""
+    account while still in cache, in position order (the numpy path's order)."""
     for owner in prange(wallet.shape[0]):
         upnl_sum = 0.0
         maintenance_sum = 0.0
