@@ -35,8 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from crossmargin.core.errors import Conflict, InvalidInput, InvariantViolation, StorageError
-from crossmargin.ledger.codec import text_hash
+from crossmargin.core.errors import Conflict, InvalidInput, StorageError
 from crossmargin.ledger.store import (
     READ_PAGE_SIZE,
     DuplicateCommand,
@@ -46,6 +45,7 @@ from crossmargin.ledger.store import (
     StoredEntry,
     decode_entry,
     encode_entries,
+    snapshot_from_row,
     validate_after_seq,
     validate_command_id,
     validate_snapshot,
@@ -301,12 +301,7 @@ class PostgresEventStore:
                 "SELECT seq, state, state_hash FROM ledger_snapshots ORDER BY seq DESC LIMIT 1"
             )
             row = cursor.fetchone()
-        if row is None:
-            return None
-        seq, state_json, stored_hash = int(row[0]), str(row[1]), str(row[2])
-        if text_hash(state_json) != stored_hash:
-            raise InvariantViolation(f"snapshot at seq {seq} does not match its stored hash")
-        return Snapshot(seq=seq, state_json=state_json, state_hash=stored_hash)
+        return snapshot_from_row(row)
 
     def close(self) -> None:
         with self._lock:

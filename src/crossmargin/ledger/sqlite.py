@@ -31,8 +31,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from crossmargin.core.errors import Conflict, InvariantViolation, StorageError
-from crossmargin.ledger.codec import text_hash
+from crossmargin.core.errors import Conflict, StorageError
 from crossmargin.ledger.store import (
     READ_PAGE_SIZE,
     DuplicateCommand,
@@ -42,6 +41,7 @@ from crossmargin.ledger.store import (
     StoredEntry,
     decode_entry,
     encode_entries,
+    snapshot_from_row,
     validate_after_seq,
     validate_command_id,
     validate_snapshot,
@@ -259,12 +259,7 @@ class SqliteEventStore:
             row = connection.execute(
                 "SELECT seq, state, state_hash FROM ledger_snapshots ORDER BY seq DESC LIMIT 1"
             ).fetchone()
-        if row is None:
-            return None
-        seq, state_json, stored_hash = int(row[0]), str(row[1]), str(row[2])
-        if text_hash(state_json) != stored_hash:
-            raise InvariantViolation(f"snapshot at seq {seq} does not match its stored hash")
-        return Snapshot(seq=seq, state_json=state_json, state_hash=stored_hash)
+        return snapshot_from_row(row)
 
     def close(self) -> None:
         with self._lock:

@@ -46,7 +46,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, Self, TypeAlias
 
-from crossmargin.core.errors import Conflict, InvalidInput, StorageError
+from crossmargin.core.errors import Conflict, InvalidInput, InvariantViolation, StorageError
 from crossmargin.ledger.codec import JsonValue, decode_record, encode_record, text_hash
 
 MAX_COMMAND_ID_LENGTH = 200
@@ -215,6 +215,16 @@ def validate_snapshot(seq: object, state_json: object, state_hash: object, last_
         raise InvalidInput("state_hash", "expected a hex digest")
     if text_hash(state_json) != state_hash:
         raise InvalidInput("state_hash", "does not match the SHA-256 of state_json")
+
+
+def snapshot_from_row(row: Sequence[Any] | None) -> Snapshot | None:
+    """The snapshot of a ``(seq, state, state_hash)`` row, its hash re-checked (rule 5)."""
+    if row is None:
+        return None
+    seq, state_json, stored_hash = int(row[0]), str(row[1]), str(row[2])
+    if text_hash(state_json) != stored_hash:
+        raise InvariantViolation(f"snapshot at seq {seq} does not match its stored hash")
+    return Snapshot(seq=seq, state_json=state_json, state_hash=stored_hash)
 
 
 def validate_after_seq(after_seq: object) -> int:
