@@ -200,6 +200,32 @@ def _cancel_scope_orders(d: Decision, account_id: str, scope: str) -> None:
             )
 
 
+def _forced_close(
+    account_id: str,
+    slot: str,
+    position: Position,
+    quantity: Decimal,
+    price: Decimal,
+    *,
+    liquidity: str = "liquidation",
+    event_type: str = "PositionLiquidated",
+    release_isolated: bool = True,
+) -> Fill:
+    """A fee-free fill closing ``quantity`` of ``position`` (liquidation or ADL)."""
+    return Fill(
+        account=account_id,
+        symbol=position.symbol,
+        side=position.side.opposite,
+        slot=slot,
+        quantity=quantity,
+        price=price,
+        fee_rate=ZERO,
+        liquidity=liquidity,
+        event_type=event_type,
+        release_isolated=release_isolated,
+    )
+
+
 def _reduce(
     d: Decision,
     account_id: str,
@@ -231,18 +257,7 @@ def _reduce(
                 ],
             }
         )
-    fill = Fill(
-        account=account_id,
-        symbol=position.symbol,
-        side=position.side.opposite,
-        slot=key[1],
-        quantity=quantity,
-        price=mark,
-        fee_rate=ZERO,
-        liquidity="liquidation",
-        event_type="PositionLiquidated",
-        release_isolated=False,
-    )
+    fill = _forced_close(account_id, key[1], position, quantity, mark, release_isolated=False)
     d.emit(book_fill(d.draft, fill, {"scope": scope, "partial": partial}))
 
 
@@ -355,17 +370,7 @@ def _fund_pays(account_id: str, scope: str, ledger: str, amount: Decimal) -> Eve
 
 def _close_all_at_mark(d: Decision, account_id: str, scope: str) -> None:
     for key, position in sorted(_scope_positions(d.draft.accounts[account_id], scope)):
-        fill = Fill(
-            account=account_id,
-            symbol=position.symbol,
-            side=position.side.opposite,
-            slot=key[1],
-            quantity=position.quantity,
-            price=_mark(d, position),
-            fee_rate=ZERO,
-            liquidity="liquidation",
-            event_type="PositionLiquidated",
-        )
+        fill = _forced_close(account_id, key[1], position, position.quantity, _mark(d, position))
         d.emit(book_fill(d.draft, fill, {"scope": scope, "partial": False}))
 
 
@@ -432,14 +437,12 @@ def _auto_deleverage(
         d.emit(
             book_fill(
                 d.draft,
-                Fill(
-                    account=other_id,
-                    symbol=position.symbol,
-                    side=other.side.opposite,
-                    slot=slot,
-                    quantity=take,
-                    price=price,
-                    fee_rate=ZERO,
+                _forced_close(
+                    other_id,
+                    slot,
+                    other,
+                    take,
+                    price,
                     liquidity="adl",
                     event_type="PositionAutoDeleveraged",
                 ),
@@ -449,16 +452,13 @@ def _auto_deleverage(
         d.emit(
             book_fill(
                 d.draft,
-                Fill(
-                    account=account_id,
-                    symbol=position.symbol,
-                    side=position.side.opposite,
-                    slot=key[1],
-                    quantity=take,
-                    price=price,
-                    fee_rate=ZERO,
+                _forced_close(
+                    account_id,
+                    key[1],
+                    position,
+                    take,
+                    price,
                     liquidity="adl",
-                    event_type="PositionLiquidated",
                     release_isolated=False,
                 ),
                 {"scope": scope, "partial": take < remaining, "against": other_id},
