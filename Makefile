@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 # a PORT or HOST in the environment does not, so a shell's own HOST never changes the address)
 HOST := 127.0.0.1
 PORT := 8000
+# which benchmarks `make bench` runs: all by default; `make bench BENCH=service` (or "ledger engine")
+BENCH :=
 
 .PHONY: run test lint typecheck layers pytest bench clean
 
@@ -35,7 +37,7 @@ pytest: $(STAMP)
 test: lint typecheck layers pytest
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
