@@ -16,6 +16,7 @@ from typing import Any
 from crossmargin.app.audit import check, replay
 from crossmargin.app.writer import DEFAULT_SYMBOLS, Engine
 from crossmargin.core.errors import InvalidInput
+from crossmargin.core.json_input import load_json
 from crossmargin.core.numbers import format_decimal
 from crossmargin.ledger import open_store
 
@@ -27,7 +28,21 @@ def _default(value: object) -> Any:
 
 
 def dumps(value: object) -> str:
-    return json.dumps(value, default=_default, sort_keys=True)
+    return json.dumps(value, default=_default, sort_keys=True, ensure_ascii=True)
+
+
+def _answer(engine: Engine, line: bytes) -> dict[str, Any]:
+    """The result for one input line: whatever the line holds, an answer and never an exception."""
+    try:
+        command = load_json(line, field="line")
+    except InvalidInput as error:
+        return {
+            "status": "rejected",
+            "reason": "INVALID_COMMAND",
+            "message": str(error),
+            "field": error.field,
+        }
+    return engine.execute(command)
 
 
 def cmd_engine(args: argparse.Namespace) -> str:
@@ -38,20 +53,11 @@ def cmd_engine(args: argparse.Namespace) -> str:
         symbols=args.symbols.split(",") if args.symbols else DEFAULT_SYMBOLS,
         matching=args.matching,
     )
-    for line in sys.stdin:
+    # bytes, not text: a line that is not UTF-8 is refused on its own instead of ending the loop
+    for line in sys.stdin.buffer:
         if not line.strip():
             continue
-        try:
-            command = json.loads(line, parse_float=Decimal)
-        except json.JSONDecodeError as error:
-            result: dict[str, Any] = {
-                "status": "rejected",
-                "reason": "INVALID_COMMAND",
-                "message": f"invalid JSON: {error.msg}",
-            }
-        else:
-            result = engine.execute(command)
-        sys.stdout.write(dumps(result) + "\n")
+        sys.stdout.write(dumps(_answer(engine, line)) + "\n")
         sys.stdout.flush()
     engine.snapshot()
     store.close()
