@@ -274,7 +274,9 @@ def test_other_accounts_liquidation_lines_can_be_compared(pages: Pages, live: Ru
     page.get_by_test_id("liq-trader-ETHUSDT").wait_for()
     assert page.get_by_test_id("liq-iso-ETHUSDT").count() == 0
     page.get_by_test_id("chart-compare").check()
-    sync_api.expect(page.get_by_test_id("liq-iso-ETHUSDT")).to_contain_text("iso 1,808.23")
+    iso_eth = report(live, "iso")["report"]["positions"][0]
+    expected = "iso " + shown_money(iso_eth["liquidation_price"])
+    sync_api.expect(page.get_by_test_id("liq-iso-ETHUSDT")).to_contain_text(expected)
 
 
 def visible_range(page: Any) -> tuple[float, float, int]:

@@ -98,7 +98,9 @@ def test_the_demo_shows_a_margin_call_and_both_liquidations_as_they_happen(
     sync_api.expect(call).to_contain_text(re.compile(r"05/19 13:[0-5]\d"))
     sync_api.expect(alert(page, "demo-isolated", "Liquidated: ETH long, isolated")).to_have_count(1)
     sync_api.expect(alert(page, "demo-cross", "Liquidated: cross margin")).to_have_count(1)
-    sync_api.expect(alert(page, "demo-cross", "Insurance fund paid 103.81")).to_have_count(1)
+    bankrupt = alert(page, "demo-cross", "Bankrupt (cross margin): deficit 103.81")
+    sync_api.expect(bankrupt).to_have_count(1)
+    sync_api.expect(bankrupt).to_contain_text("Taken over by the insurance fund")
     for account in ("demo-cross", "demo-isolated", "demo-cross-topped-up"):
         sync_api.expect(page.get_by_test_id(f"liquidated-{account}")).to_have_text("liquidated ×1")
     assert fully_shown(call)  # the margin call is still readable after everything that followed

@@ -177,7 +177,7 @@ export function renderMarkers() {
     const e = entry.event;
     const closes = e.type === "PositionLiquidated" || e.type === "PositionAutoDeleveraged";
     if (closes && e.symbol === symbol) {
-      const time = timeOfPrice(e.price) ?? entry.time;
+      const time = entry.time ?? timeOfPrice(e.price); // a page opened later finds a close at the mark
       if (time !== null) markers.push({ time, position: "aboveBar", color: "#ef5350", shape: "arrowDown", text: e.liquidity === "adl" || e.type === "PositionAutoDeleveraged" ? "ADL" : "liq" });
     }
     const scoped = e.scope === "cross" || (e.scope || "").split(":")[1] === symbol;

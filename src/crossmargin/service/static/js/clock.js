@@ -1,10 +1,8 @@
-// Dates live alert events by the marks that caused them. An event carries no time. A forced
-// close carries its price, which is the mark it was closed at: the newest time its symbol stood
-// there dates it, and the other events of its log entry with it. Other alerts (a margin call)
-// wait for the account view that follows them on the account stream, whose marks are those
-// after their log entry, and are dated by the newest time the price stream showed those marks.
-// The price stream is another socket and may run a little ahead or behind; when the service
-// groups several ticks into one write, a margin call gets the last tick's time.
+// Dates live alert events by the marks that caused them. An event carries no time; it comes on
+// the account stream, followed by the account's view, whose marks are those after its log entry.
+// The marks themselves come on the price stream (another socket, a little ahead or behind): an
+// event is dated by the newest time at which the price stream showed its symbols at the view's
+// marks. When the service writes several ticks in one group, the group's last tick dates them.
 import { state } from "./state.js";
 
 const KEPT = 400; // recent marks kept per symbol
@@ -45,14 +43,6 @@ function latestAt(symbol, price) {
   return null;
 }
 
-// [time or null, still waiting]
-function closeTime(group) {
-  const closes = group.entries.filter((e) => e.event.symbol && e.event.price && e.event.liquidity);
-  if (!closes.length) return [null, false];
-  const times = closes.map((e) => latestAt(e.event.symbol, e.event.price));
-  return [times.every((t) => t !== null) ? Math.max(...times) : null, times.some((t) => t === null)];
-}
-
 function viewTime(group) {
   if (group.marks === null) return [null, true];
   const scoped = group.entries.map((e) => (e.event.scope || "").split(":")[1]).find(Boolean);
@@ -69,8 +59,7 @@ function viewTime(group) {
 function resolve() {
   const now = Date.now();
   pending = pending.filter((group) => {
-    const [closed, closing] = closeTime(group);
-    const [time, waiting] = closed !== null || closing ? [closed, closing] : viewTime(group);
+    const [time, waiting] = viewTime(group);
     if (waiting && now - group.since < PATIENCE_MS) return true;
     for (const entry of group.entries) group.onDated(entry, time ?? state.latestTime);
     return false;

@@ -5,8 +5,8 @@ import { asset, el, learnSidesFromEvent, money, percent, price, scopeLabel, shor
 const MAX_SHOWN = 150; // feed items kept in the page
 const MAX_ALERTS = 30; // alert groups kept (one group: one account's events of one log entry)
 const ALERT_TYPES = new Set([
-  "LiquidationTriggered", "PositionLiquidated", "PositionAutoDeleveraged", "LiquidationFeeCharged",
-  "BadDebtRecorded", "InsuranceFundPaid", "MarginCallIssued", "MarginCallCleared",
+  "LiquidationTriggered", "ScopeBankrupt", "PositionLiquidated", "PositionAutoDeleveraged", "LiquidationFeeCharged",
+  "BadDebtRecorded", "InsuranceFundPaid", "InsuranceFundCollected", "MarginCallIssued", "MarginCallCleared",
 ]);
 
 const seen = new Set();
@@ -16,14 +16,22 @@ let unread = 0;
 
 const held = (event) => (event.side === "long" ? "short" : "long"); // a forced close's side is the closing order's
 
+function closing(e) {
+  if (e.taken_over_by === "insurance_fund") return "Taken over by the insurance fund at the bankruptcy price:";
+  if (e.liquidity === "adl") return "Auto-deleveraged at the bankruptcy price:";
+  return e.partial ? "Partly liquidated" : "Liquidated";
+}
+
 const TEXT = {
   LiquidationTriggered: ["liquidation", (e, a) => `Liquidation triggered on ${scopeLabel(a, e.scope)}: margin balance ${money(e.margin_balance)} ≤ maintenance ${money(e.maintenance_margin)}`],
-  PositionLiquidated: ["liquidation", (e) => (e.liquidity === "adl" ? "Auto-deleveraged at the bankruptcy price:" : e.partial ? "Partly liquidated" : "Liquidated") +
-    ` ${asset(e.symbol)} ${held(e)} ${e.quantity} at ${price(e.price)} (PnL ${signed(e.realized_pnl)})`],
+  ScopeBankrupt: ["liquidation", (e, a) => `Bankrupt (${scopeLabel(a, e.scope)}): deficit ${money(e.deficit)}; bankruptcy prices ` +
+    Object.entries(e.prices || {}).map(([key, p]) => `${asset(key.split(":")[0])} ${price(p)}`).join(", ")],
+  PositionLiquidated: ["liquidation", (e) => closing(e) + ` ${asset(e.symbol)} ${held(e)} ${e.quantity} at ${price(e.price)} (PnL ${signed(e.realized_pnl)})`],
   PositionAutoDeleveraged: ["liquidation", (e) => `Auto-deleveraged: your ${asset(e.symbol)} ${held(e)} ${e.quantity} closed at ${price(e.price)} against a bankrupt account (PnL ${signed(e.realized_pnl)})`],
   LiquidationFeeCharged: ["liquidation", (e, a) => `Liquidation fee ${money(e.amount)} from ${scopeLabel(a, e.scope)}`],
   BadDebtRecorded: ["liquidation", (e, a) => `Bad debt ${money(e.amount)} left on ${scopeLabel(a, e.scope)}`],
   InsuranceFundPaid: ["liquidation", (e, a) => `Insurance fund paid ${money(e.amount)} to ${scopeLabel(a, e.scope)}`],
+  InsuranceFundCollected: ["liquidation", (e, a) => `Insurance fund collected ${money(e.amount)} of rounding dust from ${scopeLabel(a, e.scope)}`],
   MarginCallIssued: ["margin-call", (e, a) => `Margin call on ${scopeLabel(a, e.scope)}` + (e.margin_ratio ? `: margin ratio ${percent(e.margin_ratio)}` : ": no margin balance left")],
   MarginCallCleared: ["cleared", (e, a) => `Margin call cleared on ${scopeLabel(a, e.scope)}`],
   OrderFilled: ["fill", (e) => `Filled ${e.side} ${e.quantity} ${e.symbol} at ${price(e.price)}`],
@@ -36,6 +44,8 @@ const TEXT = {
   MarginModeChanged: ["", (e) => `${e.symbol} margin mode → ${e.margin_mode}`],
   LeverageChanged: ["", (e) => `${e.symbol} leverage → ${Number(e.leverage)}×`],
   PositionModeChanged: ["", (e) => `Position mode → ${e.position_mode}`],
+  PositionLeverageChanged: ["", (e) => `${e.position.symbol} position leverage → ${Number(e.position.after ? e.position.after.leverage : 0)}×`],
+  OrderRepriced: ["", (e) => `Order ${e.order.order_id} re-reserved at the new leverage`],
   FundingSettled: ["", (e) => `Funding on ${e.symbol} at rate ${e.rate}`],
   AccountOpened: ["", () => "Account opened"],
 };
@@ -81,12 +91,12 @@ export function date(entry, time) {
 // Keep what the reader looks at in place while `mutate` inserts above it (unless they are at
 // the top, where newest-on-top is what they watch).
 function keepAnchor(list, mutate) {
-  const top = list.scrollTop;
-  if (top <= 0) { mutate(); return false; }
-  const anchor = [...list.children].find((node) => node.offsetTop + node.offsetHeight > top);
-  const offset = anchor ? anchor.offsetTop - top : 0;
+  if (list.scrollTop <= 0) { mutate(); return false; }
+  const view = list.getBoundingClientRect();
+  const anchor = [...list.children].find((node) => node.getBoundingClientRect().bottom > view.top);
+  const before = anchor ? anchor.getBoundingClientRect().top : 0;
   mutate();
-  if (anchor && anchor.isConnected) list.scrollTop = anchor.offsetTop - offset;
+  if (anchor && anchor.isConnected) list.scrollTop += anchor.getBoundingClientRect().top - before;
   return true;
 }
 

@@ -5,6 +5,7 @@ export const num = (text) => (text === null || text === undefined || text === ""
 export function money(text) {
   const value = num(text);
   if (value === null) return "—";
+  if (value !== 0 && Math.abs(value) < 0.005) return String(text); // dust: not "0.00"
   return value.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 }
 
