@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
-
 from crossmargin.app.writer import FEED
 from tests.service.conftest import World
 
@@ -89,10 +87,6 @@ def test_the_operators_command_on_an_account_does_not_answer_the_accounts_own(
     assert wallet(world, "alice") == before + 6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the engine's order ids unique per account (the lead's change to app/orders.py)",
-)
 def test_an_order_id_in_use_by_another_account_is_not_revealed(world: World) -> None:
     with world.server.client(world.alice) as alice:
         resting = alice.post(

@@ -82,6 +82,12 @@ def test_no_field_of_any_event_names_another_account(kind: str) -> None:
     assert "against" not in copy and "taken_over_by" not in copy and "counterparty" not in copy
 
 
+def test_a_takeover_by_the_fund_is_shown_and_by_anyone_else_hidden() -> None:
+    fill = {"type": "PositionLiquidated", "account": ME, "taken_over_by": "insurance_fund"}
+    assert redact_for(fill, ME)["taken_over_by"] == "insurance_fund"
+    assert "taken_over_by" not in redact_for({**fill, "taken_over_by": INTRUDER}, ME)
+
+
 def test_an_unknown_event_type_keeps_only_the_common_fields() -> None:
     event = {"type": "ScopeTakenOver", "account": ME, "scope": "cross", "by": INTRUDER, "x": "1"}
     assert redact_for(event, ME) == {"type": "ScopeTakenOver", "account": ME, "scope": "cross"}

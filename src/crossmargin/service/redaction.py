@@ -6,10 +6,12 @@ carries, or a row of its funding ``payments``). The copy it gets (:func:`redact_
 
 * ``type``, and the fields that ``ALLOWED`` lists for that type; an event type missing from
   ``ALLOWED`` keeps only ``COMMON``. A field the engine adds later is therefore hidden from
-  account keys until it is reviewed and listed here (ADL's ``against`` and a fund takeover's
-  ``taken_over_by`` name another account: they are not listed);
+  account keys until it is reviewed and listed here (ADL's ``against`` names the counterparty:
+  it is not listed);
 * of a listed field, only a scalar (string, number, boolean, null), except the nested shapes
-  below; a field holding an account id (``account``) only when it is the recipient's own id;
+  below; a field holding an account id (``account``) only when it is the recipient's own id; a
+  field of ``ALLOWED_VALUES`` only with one of its values (``taken_over_by`` only when it is
+  ``insurance_fund``: should a takeover ever name an account, it is hidden);
 * ``position`` / ``order`` / ``accepted``: the listed keys, and only when they are the
   recipient's own (their ``account``);
 * ``payments``: the recipient's own rows;
@@ -64,18 +66,21 @@ ALLOWED: dict[str, frozenset[str]] = {
     "FundingSettled": frozenset({"symbol", "rate", "mark", "payments", "postings"}),
     "LiquidationTriggered": frozenset({"account", "scope", "margin_balance", "maintenance_margin"}),
     "LiquidationFeeCharged": SCOPE_AMOUNT,
-    "PositionLiquidated": FILL | {"scope", "partial"},  # not "against": the counterparty
+    # not "against": the counterparty; "taken_over_by" only with a value in ALLOWED_VALUES
+    "PositionLiquidated": FILL | {"scope", "partial", "taken_over_by"},
     "PositionAutoDeleveraged": FILL,  # not "against": the bankrupt account
     "InsuranceFundPaid": SCOPE_AMOUNT,
     "BadDebtRecorded": SCOPE_AMOUNT,
     "MarginCallIssued": frozenset({"account", "scope", "margin_ratio", "threshold"}),
     "MarginCallCleared": frozenset({"account", "scope"}),
-    # announced by the engine's rework: the scope's own figures; the per-position bankruptcy
-    # ``prices`` (an object) and the fills' ``taken_over_by`` stay hidden until reviewed
+    # the scope's own figures; the per-position bankruptcy ``prices`` (an object keyed
+    # "<symbol>:<slot>") stays hidden until a reviewer lists it with its shape
     "ScopeBankrupt": frozenset({"account", "scope", "deficit"}),
     "InsuranceFundCollected": SCOPE_AMOUNT,
     "OrderRepriced": frozenset({"account", "order"}),
 }
+# fields whose value must be one of these (a fund takeover names the fund, never an account)
+ALLOWED_VALUES: dict[str, frozenset[object]] = {"taken_over_by": frozenset({"insurance_fund"})}
 NESTED: dict[str, frozenset[str]] = {
     "position": frozenset({"account", "symbol", "slot", "after"}),
     "order": frozenset(
@@ -136,7 +141,10 @@ def _pick(data: dict[str, Any], allowed: frozenset[str], account: str) -> dict[s
     return {
         key: value
         for key, value in data.items()
-        if key in allowed and _scalar(value) and (key != "account" or value == account)
+        if key in allowed
+        and _scalar(value)
+        and (key != "account" or value == account)
+        and (key not in ALLOWED_VALUES or value in ALLOWED_VALUES[key])
     }
 
 

@@ -109,12 +109,13 @@ MARKS = _object(
 FUNDING = _object({"symbol": SYMBOL, "rate": RATE}, ["symbol", "rate"])
 FILL = _object(
     {
+        "account": ID,
         "order_id": ID,
         "quantity": AMOUNT_VALUE,
         "price": AMOUNT_VALUE,
         "liquidity": choice("maker", "taker"),
     },
-    ["order_id", "quantity", "price"],
+    ["account", "order_id", "quantity", "price"],
 )
 SHOCK = {
     "type": "string",
