@@ -92,7 +92,10 @@ def test_an_order_id_in_use_by_another_account_is_not_revealed(world: World) -> 
         resting = alice.post(
             "/v1/accounts/alice/orders", json={**ORDER, "order_id": "mine-1", "price": "1000"}
         )
-    assert resting.status_code == 200, resting.text
+        other = alice.post(
+            "/v1/accounts/alice/orders", json={**ORDER, "order_id": "mine-2", "price": "1000"}
+        )
+    assert resting.status_code == other.status_code == 200, (resting.text, other.text)
     with world.server.client(world.bob) as bob:
         same = bob.post(
             "/v1/accounts/bob/orders", json={**ORDER, "order_id": "mine-1", "price": "1000"}
@@ -100,9 +103,14 @@ def test_an_order_id_in_use_by_another_account_is_not_revealed(world: World) -> 
         fresh = bob.post(
             "/v1/accounts/bob/orders", json={**ORDER, "order_id": "never-used", "price": "1000"}
         )
+        cancel_hers = bob.delete("/v1/accounts/bob/orders/mine-2")
+        cancel_nobodys = bob.delete("/v1/accounts/bob/orders/nobody-has-2")
     # bob's answer for an id alice holds is the answer for an id nobody holds
     assert same.status_code == fresh.status_code == 200, (same.text, fresh.text)
     assert same.json().keys() == fresh.json().keys()
+    assert cancel_hers.status_code == cancel_nobodys.status_code == 404
+    assert cancel_hers.json()["reason"] == cancel_nobodys.json()["reason"] == "UNKNOWN_ORDER"
+    assert "alice" not in cancel_hers.text
     with world.server.client(world.alice) as alice:
         cancelled = alice.delete("/v1/accounts/alice/orders/mine-1")
     assert cancelled.status_code == 200
