@@ -57,6 +57,7 @@ def test_a_declared_oversized_body_is_refused_before_it_is_sent(world: World) ->
     head = headers(world.server, "/v1/risk", world.alice, f"Content-Length: {10 * MEGABYTE}\r\n")
     answer = raw_request(world.server, head, [b"[" + b" " * 1000])  # 10 MB promised, 1 kB sent
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"connection: close" in answer.lower()
 
 
 def test_a_chunked_body_is_refused_once_it_passes_the_limit(world: World) -> None:
@@ -70,6 +71,7 @@ def test_a_chunked_body_is_refused_once_it_passes_the_limit(world: World) -> Non
     answer = raw_request(world.server, head, [framed] * count)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b'"reason":"PAYLOAD_TOO_LARGE"' in answer
+    assert b"connection: close" in answer.lower()  # the rest of the body is never read
 
 
 def test_body_limits_are_per_route(world: World) -> None:

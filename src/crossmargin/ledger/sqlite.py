@@ -78,7 +78,7 @@ def _create_private(path: Path) -> None:
     except FileExistsError:
         return
     except OSError as error:
-        raise StorageError(f"cannot create SQLite event store {path}: {error}") from None
+        raise StorageError(f"cannot open SQLite event store {path}: {error}") from None
     os.close(descriptor)
 
 
@@ -94,7 +94,7 @@ class SqliteEventStore:
         if not create and not self.path.exists():
             raise StorageError(f"no event store at {self.path}")
         self._lock = threading.RLock()
-        if create:
+        if create and str(path) != ":memory:":
             _create_private(self.path)
         try:
             self._connection = sqlite3.connect(

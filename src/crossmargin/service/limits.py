@@ -37,6 +37,11 @@ BODY_LIMITS: Mapping[str, int] = {"/v1/risk": RISK_BODY_LIMIT, "/v1/scenario": R
 REFUSAL_DELAY_SECONDS = 1.0
 
 
+class _OverLimit(Exception):
+    """Raised into the app by the body reader; caught by :class:`BodyLimit` alone (it is no
+    ``CrossmarginError``, so no route-level handler answers it without the delay and the close)."""
+
+
 def body_limit_for(path: str, limits: Mapping[str, int], default: int) -> int:
     for prefix, limit in limits.items():
         if path == prefix or path.startswith(prefix + "/"):
@@ -78,7 +83,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise PayloadTooLarge(limit)
+                    raise _OverLimit
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -89,7 +94,7 @@ class BodyLimit:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except PayloadTooLarge:
+        except _OverLimit:
             if started:
                 raise
             await self._refuse(scope, send, limit)
