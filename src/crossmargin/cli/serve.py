@@ -80,6 +80,7 @@ def cmd_serve(args: argparse.Namespace) -> str:
     from crossmargin.app.writer import DEFAULT_SYMBOLS
     from crossmargin.service import demo
     from crossmargin.service.app import create_app
+    from crossmargin.service.binance.credentials import MASTER_ENV, ExchangeCredentials
     from crossmargin.service.host import EngineSettings
     from crossmargin.service.keys import KeyRing
 
@@ -88,6 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> str:
     symbols = _symbols(args.symbols) if args.symbols else DEFAULT_SYMBOLS
     database = args.database or os.environ.get(DATABASE_ENV, "").strip()
     key_file = var / "keys.json"
+    exchange_keys = var / "exchange-keys.json"  # Binance facade credentials (hashes only)
     setup: Any = None
     printed: list[str] = []
     if args.demo:
@@ -95,8 +97,10 @@ def cmd_serve(args: argparse.Namespace) -> str:
             raise InvalidInput("--database", "the demo always runs on a fresh ./var/demo.db")
         database = str(var / "demo.db")
         key_file = var / "demo-keys.json"
+        exchange_keys = var / "demo-exchange-keys.json"
         _fresh(Path(database))
         _fresh(key_file)
+        _fresh(exchange_keys)
         symbols = demo.SYMBOLS
         args.feed, args.episode = "replay", demo.EPISODE
         args.replay_from = args.replay_from or demo.DEMO_START.isoformat()
@@ -137,7 +141,8 @@ def cmd_serve(args: argparse.Namespace) -> str:
         symbols=symbols,
         matching=args.matching,
     )
-    app = create_app(settings, keys, feed=feed, setup=setup)
+    credentials = ExchangeCredentials.open(var, os.environ.get(MASTER_ENV), exchange_keys.name)
+    app = create_app(settings, keys, feed=feed, setup=setup, exchange_credentials=credentials)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return ""
 

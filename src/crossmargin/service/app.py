@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from crossmargin import __version__
-from crossmargin.service import accounts, api, errors, ws
+from crossmargin.service import accounts, api, binance, errors, ws
 from crossmargin.service.context import Feed, ServiceContext
 from crossmargin.service.host import EngineHost, EngineSettings
 from crossmargin.service.keys import KeyRing
@@ -39,6 +39,7 @@ def create_app(
     *,
     feed: Feed | None = None,
     setup: Setup | None = None,
+    exchange_credentials: binance.ExchangeCredentials | None = None,
 ) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,6 +50,7 @@ def create_app(
         app.state.service = context
         task: asyncio.Task[None] | None = None
         try:
+            await facade.start(context)
             if setup is not None:
                 await setup(context)
             if feed is not None:
@@ -59,6 +61,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            await facade.stop()
             await host.stop()
 
     app = FastAPI(
@@ -71,6 +74,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(accounts.router)
     app.include_router(ws.router)
+    facade = binance.install(app, exchange_credentials)  # /fapi: docs/binance-api.md
     folder = static_folder()
     app.mount("/static", StaticFiles(directory=folder), name="static")
 
