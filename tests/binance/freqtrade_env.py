@@ -65,7 +65,7 @@ def _installed(executable: Path) -> bool:
         return False
     try:
         shown = subprocess.run(
-            [str(executable), "--version"], capture_output=True, text=True, timeout=120
+            [str(executable), "--version"], capture_output=True, text=True, timeout=120, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
@@ -87,11 +87,18 @@ def ensure_freqtrade() -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, timeout=300)
     try:
         install = subprocess.run(
-            [str(folder / "bin" / "python"), "-m", "pip", "install", "--quiet",
-             f"freqtrade=={FREQTRADE_VERSION}"],
+            [
+                str(folder / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                f"freqtrade=={FREQTRADE_VERSION}",
+            ],
             capture_output=True,
             text=True,
             timeout=INSTALL_TIMEOUT_S,
+            check=False,
         )
     except subprocess.TimeoutExpired:
         _unavailable(f"pip install freqtrade=={FREQTRADE_VERSION} took over {INSTALL_TIMEOUT_S} s")

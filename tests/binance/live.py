@@ -136,7 +136,9 @@ class Server:
                 headers["Content-Type"] = "application/x-www-form-urlencoded"
                 content = f"{payload}&signature={signature}"
                 return client.request(method, path, content=content, headers=headers)
-            return client.request(method, f"{path}?{payload}&signature={signature}", headers=headers)
+            return client.request(
+                method, f"{path}?{payload}&signature={signature}", headers=headers
+            )
 
     def state_hash(self) -> str:
         with self.operator() as op:
@@ -153,8 +155,20 @@ def serve(
     env.pop("CROSSMARGIN_DATABASE_URL", None)
     log = (folder / "server.log").open("ab")
     process = subprocess.Popen(
-        [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port), "--var", str(folder),
-         "--symbols", symbols, "--log-level", log_level],
+        [
+            str(CLI),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--var",
+            str(folder),
+            "--symbols",
+            symbols,
+            "--log-level",
+            log_level,
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,

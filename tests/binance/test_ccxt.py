@@ -10,6 +10,7 @@ orders and the liquidation in the income.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -83,7 +84,9 @@ def test_a_ccxt_session_from_balance_to_a_liquidation(world: tuple[Server, Any])
         exchange.set_margin_mode("cross", ETH)
     # ccxt keys its futures-only codes (-2019 among them) to Binance's own host names, so at a
     # local URL it raises the base ExchangeError, carrying Binance's code and text
-    with pytest.raises(ccxt.ExchangeError, match='"code":-2019,"msg":"Margin is insufficient."'):
+    with pytest.raises(
+        ccxt.ExchangeError, match=re.escape('"code":-2019,"msg":"Margin is insufficient."')
+    ):
         exchange.create_order(BTC, "market", "sell", 2)
 
     # positions: the liquidation price is crossmargin's own, to the last digit
@@ -125,8 +128,10 @@ def test_a_ccxt_session_from_balance_to_a_liquidation(world: tuple[Server, Any])
     assert len(forced) == 1 and forced[0]["status"] == "closed" and forced[0]["side"] == "sell"
     assert forced[0]["average"] == float(crash) and forced[0]["filled"] == 1
     since = forced[0]["timestamp"]
-    income = {i["info"]["incomeType"]: Decimal(i["info"]["income"])
-              for i in exchange.fetch_ledger("USDT", since)}
+    income = {
+        i["info"]["incomeType"]: Decimal(i["info"]["income"])
+        for i in exchange.fetch_ledger("USDT", since)
+    }
     (fee,) = [e["amount"] for e in server.events("trader") if e["type"] == "LiquidationFeeCharged"]
     assert income["REALIZED_PNL"] == crash - 2000
     assert income["INSURANCE_CLEAR"] == -Decimal(fee) < 0

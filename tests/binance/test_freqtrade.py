@@ -159,8 +159,12 @@ def test_freqtrade_trades_live_and_reports_a_crossmargin_liquidation(
         found = trades(bots[mode][1])
         return len(found) >= 2 and not found[1]["is_open"]
 
-    wait("freqtrade to close the liquidated trades", lambda: all(reported(m) for m in bots),
-         bots, timeout=180)
+    wait(
+        "freqtrade to close the liquidated trades",
+        lambda: all(reported(m) for m in bots),
+        bots,
+        timeout=180,
+    )
     for mode, (_, folder) in bots.items():
         second = trades(folder)[1]
         exits = [o for o in orders(folder, second["id"]) if o["ft_order_side"] == "sell"]

@@ -48,7 +48,10 @@ def test_the_signature_covers_the_exact_form_body(world: tuple[Server, dict[str,
     before = server.state_hash()
     payload = urlencode({**ORDER, "timestamp": now_ms()})
     signature = sign(alice["secret"], payload)
-    headers = {"X-MBX-APIKEY": alice["api_key"], "Content-Type": "application/x-www-form-urlencoded"}
+    headers = {
+        "X-MBX-APIKEY": alice["api_key"],
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
     tampered = payload.replace("quantity=0.01", "quantity=0.02") + f"&signature={signature}"
     with httpx.Client(base_url=server.url) as client:
         refused(client.post("/fapi/v1/order", content=tampered, headers=headers), -1022)
