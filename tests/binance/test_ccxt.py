@@ -19,6 +19,7 @@ from typing import Any
 import ccxt
 import pytest
 
+from crossmargin.core.venues import venue
 from tests.binance.live import Server, binance_urls, serve
 
 ETH, BTC = "ETH/USDT:USDT", "BTC/USDT:USDT"
@@ -61,6 +62,25 @@ def test_markets_carry_the_symbols_filters_and_margin_asset(world: tuple[Server,
     assert eth["precision"] == {"amount": 0.001, "price": 0.01, "base": 1e-8, "quote": 1e-8}
     assert eth["limits"]["amount"]["min"] == 0.001 and eth["limits"]["cost"]["min"] == 5
     assert eth["info"]["contractType"] == "PERPETUAL" and eth["info"]["marginAsset"] == "USDT"
+
+
+def test_market_data_fees_and_tiers_read_through_ccxt(world: tuple[Server, Any]) -> None:
+    _, exchange = world
+    exchange.load_markets()
+    # the preset's rates per symbol; fetch_trading_fees reads ccxt's own table at fee tier 0
+    assert exchange.fetch_trading_fee(ETH)["taker"] == 0.0005
+    assert exchange.fetch_trading_fees()[ETH]["taker"] == 0.0004
+    table = venue("binance-usdm").instrument("ETHUSDT")
+    assert table is not None
+    tiers = exchange.fetch_leverage_tiers([ETH])[ETH]
+    assert [(t["maxNotional"], t["maintenanceMarginRate"], t["maxLeverage"]) for t in tiers] == [
+        (float(b.cap or 10**12), float(b.maintenance_margin_rate), float(b.max_leverage or 1))
+        for b in table.brackets
+    ]
+    assert exchange.fetch_ohlcv(ETH, "1m")[-1][4] == 2000
+    assert exchange.fetch_order_book(ETH, 5)["bids"][0][0] == 2000
+    assert exchange.fetch_funding_rate(ETH)["markPrice"] == 2000
+    assert exchange.fetch_ticker(ETH)["last"] == 2000
 
 
 def test_a_ccxt_session_from_balance_to_a_liquidation(world: tuple[Server, Any]) -> None:

@@ -319,6 +319,28 @@ async def set_position_mode(request: Request) -> JSONResponse:
     return JSONResponse(SUCCESS)
 
 
+@router.get("/fapi/v1/accountConfig")
+async def account_config(request: Request) -> JSONResponse:
+    """Fee tier 0: ccxt reads its maker / taker rates from that tier (Binance's defaults)."""
+    facade, caller = await authenticated(request)
+    caller.params.finish()
+
+    def build(engine: Engine, index: ActivityIndex) -> dict[str, Any]:
+        account = held_account(engine, caller.account)
+        return {
+            "feeTier": 0,
+            "canTrade": True,
+            "canDeposit": True,
+            "canWithdraw": True,
+            "dualSidePosition": account.position_mode is PositionMode.HEDGE,
+            "updateTime": index.activity(caller.account).updated,
+            "multiAssetsMargin": False,
+            "tradeGroupId": -1,
+        }
+
+    return JSONResponse(await facade.read(build))
+
+
 @router.get("/fapi/v1/multiAssetsMargin")
 async def multi_assets(request: Request) -> JSONResponse:
     _, caller = await authenticated(request)

@@ -189,7 +189,7 @@ class ActivityIndex:
             self._forced(activity, eid, event, now, live)
         elif kind in ("LiquidationFeeCharged", "InsuranceFundPaid"):
             sign = -1 if kind == "LiquidationFeeCharged" else 1
-            symbol = _scope_symbol(event, events[position + 1 :])
+            symbol = _scope_symbol(event, events, position)
             reason = "liquidation clearance fee" if sign < 0 else "insurance fund cover"
             self._income(
                 activity,
@@ -359,12 +359,15 @@ class ActivityIndex:
         activity.updated = now
 
 
-def _scope_symbol(event: dict[str, Any], following: Sequence[dict[str, Any]]) -> str:
-    """The symbol a liquidation fee or fund payment concerns (a cross scope names none)."""
+def _scope_symbol(event: dict[str, Any], events: Sequence[dict[str, Any]], position: int) -> str:
+    """The symbol a liquidation fee or fund payment concerns (a cross scope names none): the
+    nearest fill of the same account in the entry, looking forward first (the fee precedes its
+    fill, the fund's payment follows it)."""
     scope = str(event.get("scope", ""))
     if scope.startswith("isolated:"):
         return scope.split(":")[1]
-    for later in following:
-        if later.get("account") == event.get("account") and "symbol" in later:
-            return str(later["symbol"])
+    nearby = [*events[position + 1 :], *reversed(events[:position])]
+    for other in nearby:
+        if other.get("account") == event.get("account") and "symbol" in other:
+            return str(other["symbol"])
     return ""

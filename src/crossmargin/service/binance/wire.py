@@ -177,7 +177,8 @@ def rejection(result: Mapping[str, Any], reasons: Mapping[str, int] = REASON_COD
             BAD_PARAMETER,
             f"Data sent for parameter '{result.get('field')}' is not valid: {message}",
         )
-    return BinanceError(code, text if text and code != NEW_ORDER_REJECTED else message)
+    fixed = text is not None and code not in (NEW_ORDER_REJECTED, UNKNOWN)
+    return BinanceError(code, text if fixed and text else message)
 
 
 def translate(error: Exception) -> BinanceError:
@@ -221,10 +222,6 @@ class BinanceRoute(APIRoute):
 def number(value: Decimal | int) -> str:
     """A number as Binance writes it: a decimal string without exponent."""
     return format_decimal(Decimal(value))
-
-
-def ok(body: Any) -> JSONResponse:
-    return JSONResponse(body)
 
 
 # -- parameters ----------------------------------------------------------------------------
