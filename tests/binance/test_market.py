@@ -159,3 +159,47 @@ def test_hedge_mode_orders_name_their_position_side(server: Server) -> None:
         ("SHORT", "-0.5"),
     }
     assert call("POST", "/fapi/v1/positionSide/dual", dualSidePosition="false")["code"] == -4068
+
+
+def test_resting_orders_are_found_by_client_id_and_cancelled_together(server: Server) -> None:
+    credentials = server.open_account("rester", "5000")
+    limit = {
+        "symbol": "ETHUSDT",
+        "side": "BUY",
+        "type": "LIMIT",
+        "timeInForce": "GTC",
+        "quantity": "0.1",
+    }
+    for client, price in (("low-1", "1900"), ("low-2", "1800")):
+        placed = server.signed(
+            "POST",
+            "/fapi/v1/order",
+            credentials,
+            {**limit, "price": price, "newClientOrderId": client},
+        )
+        assert placed.json()["status"] == "NEW", placed.text
+    again = server.signed(
+        "POST",
+        "/fapi/v1/order",
+        credentials,
+        {**limit, "price": "1700", "newClientOrderId": "low-1"},
+    )
+    assert again.json()["code"] == -4116  # in use by an open order
+    found = server.signed(
+        "GET", "/fapi/v1/order", credentials, {"symbol": "ETHUSDT", "origClientOrderId": "low-2"}
+    ).json()
+    assert (found["price"], found["status"]) == ("1800", "NEW")
+    done = server.signed("DELETE", "/fapi/v1/allOpenOrders", credentials, {"symbol": "ETHUSDT"})
+    assert done.json()["code"] == 200
+    assert server.signed("GET", "/fapi/v1/openOrders", credentials).json() == []
+    statuses = [
+        o["status"]
+        for o in server.signed(
+            "GET", "/fapi/v1/allOrders", credentials, {"symbol": "ETHUSDT"}
+        ).json()
+    ]
+    assert statuses == ["CANCELED", "CANCELED"]
+    gone = server.signed(
+        "DELETE", "/fapi/v1/order", credentials, {"symbol": "ETHUSDT", "origClientOrderId": "low-1"}
+    )
+    assert gone.json()["code"] == -2011

@@ -259,7 +259,11 @@ async def cancel_all(request: Request) -> JSONResponse:
         ]
     )
     for record in records:
-        await _cancel(facade, caller, record)
+        try:
+            await _cancel(facade, caller, record)
+        except BinanceError as error:
+            if error.code != UNKNOWN_ORDER_SENT:  # filled meanwhile: nothing left to cancel
+                raise
     return JSONResponse({"code": 200, "msg": "The operation of cancel all open order is done."})
 
 
