@@ -7,6 +7,7 @@ margins attached to their positions, marks from state) and asks core.risk.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from decimal import Decimal
 
 from crossmargin.app.events import StateLike
@@ -14,13 +15,60 @@ from crossmargin.app.model import Account
 from crossmargin.core.numbers import ZERO
 from crossmargin.core.position import Position
 from crossmargin.core.risk import Book, Risk, is_liquidatable, margin_ratio, total_risk
+from crossmargin.core.scope import CROSS, ScopeId
+
+Key = tuple[str, str]  # (symbol, slot)
 
 
-def slot_key(position: Position, account: Account) -> tuple[str, str]:
-    for key, held in account.positions.items():
-        if held is position or (key[0] == position.symbol and held.side is position.side):
-            return key
-    raise KeyError(position.symbol)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScopeState:
+    """One scope of an account now: the cross scope or one isolated slot.
+
+    ``keys`` are the positions in it (none when only its collateral is left)."""
+
+    scope: ScopeId
+    collateral: Decimal
+    keys: tuple[Key, ...]
+    risk: Risk
+
+    @property
+    def margin_balance(self) -> Decimal:
+        return self.collateral + self.risk.unrealized_pnl
+
+    @property
+    def liquidatable(self) -> bool:
+        return is_liquidatable(self.collateral, self.risk)
+
+    @property
+    def margin_ratio(self) -> Decimal | None:
+        return margin_ratio(self.collateral, self.risk)
+
+
+def scope_ids(account: Account) -> list[ScopeId]:
+    """The account's scopes in examination order: cross, then isolated slots by (symbol, slot);
+    a slot or wallet without positions is listed while it holds negative collateral."""
+    scopes = []
+    if account.wallet < 0 or any(not p.is_isolated for p in account.positions.values()):
+        scopes.append(CROSS)
+    slots = {k for k, p in account.positions.items() if p.is_isolated} | {
+        k for k, margin in account.isolated.items() if margin != 0
+    }
+    scopes += [ScopeId.isolated(*key) for key in sorted(slots)]
+    return scopes
+
+
+def scope_state(state: StateLike, account: Account, scope: ScopeId) -> ScopeState:
+    book = book_for(state, account)
+    if scope.is_cross:
+        keys = tuple(sorted(k for k, p in account.positions.items() if not p.is_isolated))
+        risk = total_risk(book, [account.positions[k] for k in keys])
+        return ScopeState(scope=scope, collateral=account.wallet, keys=keys, risk=risk)
+    collateral = account.isolated.get(scope.key, ZERO)
+    position = account.positions.get(scope.key)
+    if position is None or not position.is_isolated:
+        return ScopeState(scope=scope, collateral=collateral, keys=(), risk=Risk())
+    risk = total_risk(book, [dataclasses.replace(position, isolated_margin=collateral)])
+    return ScopeState(scope=scope, collateral=collateral, keys=(scope.key,), risk=risk)
 
 
 def positions_with_margin(account: Account) -> tuple[Position, ...]:
