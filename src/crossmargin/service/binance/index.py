@@ -17,8 +17,10 @@ Event -> records:
   PositionLiquidated            a FILLED order ``autoclose-<orderId>`` (Binance names forced
                                 closes so), a trade and REALIZED_PNL income
   PositionAutoDeleveraged       the same for the counterparty, ``adl_autoclose-<orderId>``
-  LiquidationFeeCharged         INSURANCE_CLEAR income (negative: the clearance fee)
-  InsuranceFundPaid             INSURANCE_CLEAR income (positive: the fund covering a deficit)
+  LiquidationFeeCharged,        INSURANCE_CLEAR income: out of the scope (the clearance fee,
+  InsuranceFundCollected        the leftover collateral of a bankrupt scope) ...
+  InsuranceFundPaid,            ... or into it (the fund covering a deficit, the rest written
+  BadDebtRecorded               off as bad debt), so that income sums to the wallet's change
   FundingSettled                FUNDING_FEE income per position
   FundsDeposited / Withdrawn    TRANSFER income
 
@@ -40,6 +42,13 @@ from crossmargin.service.binance.tape import MarkTape
 
 EVENT_ID_SPACE = 1_000_000
 INCOME_PER_EVENT = 100
+# Money moved into (+) or out of (-) a scope's collateral around a liquidation -> INSURANCE_CLEAR.
+SCOPE_MONEY: dict[str, tuple[int, str]] = {
+    "LiquidationFeeCharged": (-1, "liquidation clearance fee"),
+    "InsuranceFundCollected": (-1, "leftover collateral to the insurance fund"),
+    "InsuranceFundPaid": (1, "insurance fund cover of a deficit"),
+    "BadDebtRecorded": (1, "deficit written off as bad debt"),
+}
 
 
 def event_id(seq: int, position: int) -> int:
@@ -187,20 +196,11 @@ class ActivityIndex:
             self._cancelled(activity, event, now)
         elif kind in ("PositionLiquidated", "PositionAutoDeleveraged"):
             self._forced(activity, eid, event, now, live)
-        elif kind in ("LiquidationFeeCharged", "InsuranceFundPaid"):
-            sign = -1 if kind == "LiquidationFeeCharged" else 1
+        elif kind in SCOPE_MONEY:
+            sign, reason = SCOPE_MONEY[kind]
             symbol = _scope_symbol(event, events, position)
-            reason = "liquidation clearance fee" if sign < 0 else "insurance fund cover"
-            self._income(
-                activity,
-                eid,
-                0,
-                symbol,
-                "INSURANCE_CLEAR",
-                sign * Decimal(event["amount"]),
-                reason,
-                now,
-            )
+            amount = sign * Decimal(event["amount"])
+            self._income(activity, eid, 0, symbol, "INSURANCE_CLEAR", amount, reason, now)
         elif kind in ("FundsDeposited", "FundsWithdrawn"):
             sign = 1 if kind == "FundsDeposited" else -1
             self._income(
