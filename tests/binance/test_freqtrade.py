@@ -120,21 +120,26 @@ def test_freqtrade_trades_live_and_reports_a_crossmargin_liquidation(
     def holding(mode: str) -> bool:
         return bool(positions(server, accounts[mode]))
 
+    def knows_liquidation_price(number: int) -> None:
+        """Trade ``number`` is open in each bot with crossmargin's own liquidation price."""
+        for mode, (_, folder) in bots.items():
+            (position,) = positions(server, accounts[mode])
+            assert position["margin_mode"] == mode and position["leverage"] == "10"
+            wait(
+                f"{mode} trade {number} and its liquidation price",
+                lambda f=folder: (
+                    len(trades(f)) == number and trades(f)[-1]["liquidation_price"] is not None
+                ),
+                bots,
+                timeout=60,
+            )
+            # freqtrade keeps the exchange's liquidation price rounded to the tick (0.01)
+            recorded = trades(folder)[-1]["liquidation_price"]
+            assert abs(Decimal(str(recorded)) - Decimal(position["liquidation_price"])) <= TICK / 2
+
     # 1. each bot opens a long, and knows crossmargin's own liquidation price
     wait("both entries", lambda: all(holding(m) for m in bots), bots, timeout=300)
-    for mode, (_, folder) in bots.items():
-        (position,) = positions(server, accounts[mode])
-        assert position["margin_mode"] == mode and position["leverage"] == "10"
-        wait(f"{mode} trade recorded", lambda f=folder: len(trades(f)) == 1, bots, timeout=60)
-        wait(
-            f"{mode} liquidation price",
-            lambda f=folder: trades(f)[0]["liquidation_price"] is not None,
-            bots,
-            timeout=60,
-        )
-        # freqtrade keeps the exchange's liquidation price rounded to the tick (0.01)
-        recorded = trades(folder)[0]["liquidation_price"]
-        assert abs(Decimal(str(recorded)) - Decimal(position["liquidation_price"])) <= TICK / 2
+    knows_liquidation_price(1)
 
     # 2. +4%: the ROI exit closes trade 1, and the bot opens trade 2
     pump.play(stretch(tape, "2021-05-18T04:00", "2021-05-18T05:00"))
@@ -147,6 +152,7 @@ def test_freqtrade_trades_live_and_reports_a_crossmargin_liquidation(
     for _, folder in bots.values():
         first = trades(folder)[0]
         assert first["exit_reason"] == "roi" and first["close_profit"] > 0.3
+    knows_liquidation_price(2)
 
     # 3. the crash: crossmargin liquidates, freqtrade finds the forced close and reports it
     pump.play(stretch(tape, "2021-05-19T11:00", "2021-05-19T13:00"))
