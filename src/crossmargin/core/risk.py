@@ -100,20 +100,55 @@ def total_risk(book: Book, positions: Sequence[Position]) -> Risk:
 
 def position_liquidation_price(book: Book, position: Position) -> Decimal | None:
     """Liquidation price of ``position`` with everything else held at its mark."""
-    mark = book.mark(position.symbol)
     if position.is_isolated:
-        legs = [Leg(position=position, instrument=book.instruments[position.symbol])]
-        own_margin = position.isolated_margin if position.isolated_margin is not None else ZERO
-        return liquidation_price(book.rules, legs, own_margin, mark)
-    moving = [p for p in book.cross_positions() if p.symbol == position.symbol]
-    others = [p for p in book.cross_positions() if p.symbol != position.symbol]
-    fixed = book.wallet_balance
-    for other in others:
+        return _isolated_liquidation_price(book, position)
+    return _CrossLevels(book).price(position.symbol)
+
+
+def _isolated_liquidation_price(book: Book, position: Position) -> Decimal | None:
+    legs = [Leg(position=position, instrument=book.instruments[position.symbol])]
+    own_margin = position.isolated_margin if position.isolated_margin is not None else ZERO
+    return liquidation_price(book.rules, legs, own_margin, book.mark(position.symbol))
+
+
+class _CrossLevels:
+    """The cross positions' liquidation prices, one solve per symbol.
+
+    Every cross position of a symbol shares one price: its symbol's legs move while the others
+    are held at their marks, contributing ``UPNL - MM`` each (the fixed part). Each position's
+    contribution is computed once, and the fixed part of each symbol is summed in the book's
+    order, so the result is the same Decimal as summing afresh for every position, at the cost
+    of one pass per symbol instead of one per position (an account report over n positions was
+    quadratic in bracket lookups).
+    """
+
+    def __init__(self, book: Book) -> None:
+        self.book = book
+        self.cross = book.cross_positions()
+        self.contributions: list[Decimal] | None = None
+        self.prices: dict[str, Decimal | None] = {}
+
+    def _contribution(self, other: Position) -> Decimal:
+        book = self.book
         other_mark = book.mark(other.symbol)
         terms = maintenance_terms(book.rules, book.instruments[other.symbol], other, other_mark)
-        fixed += other.unrealized_pnl(other_mark) - terms.at(other_mark)
-    legs = [Leg(position=p, instrument=book.instruments[p.symbol]) for p in moving]
-    return liquidation_price(book.rules, legs, fixed, mark)
+        return other.unrealized_pnl(other_mark) - terms.at(other_mark)
+
+    def price(self, symbol: str) -> Decimal | None:
+        if symbol in self.prices:
+            return self.prices[symbol]
+        book = self.book
+        if self.contributions is None:
+            self.contributions = [self._contribution(p) for p in self.cross]
+        fixed = book.wallet_balance
+        for other, contribution in zip(self.cross, self.contributions, strict=True):
+            if other.symbol != symbol:
+                fixed += contribution
+        moving = [p for p in self.cross if p.symbol == symbol]
+        legs = [Leg(position=p, instrument=book.instruments[p.symbol]) for p in moving]
+        price = liquidation_price(book.rules, legs, fixed, book.mark(symbol))
+        self.prices[symbol] = price
+        return price
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,6 +197,7 @@ def account_report(book: Book) -> AccountReport:
     reports: list[PositionReport] = []
     isolated_margin_total = ZERO
     isolated_pnl_total = ZERO
+    cross_levels = _CrossLevels(book)
     for position in book.positions:
         mark = book.mark(position.symbol)
         risk = position_risk(book, position)
@@ -183,7 +219,11 @@ def account_report(book: Book) -> AccountReport:
                 mark_price=mark,
                 bracket_index=bracket_index,
                 risk=risk,
-                liquidation_price=position_liquidation_price(book, position),
+                liquidation_price=(
+                    _isolated_liquidation_price(book, position)
+                    if position.is_isolated
+                    else cross_levels.price(position.symbol)
+                ),
                 margin_balance=balance,
                 margin_ratio=ratio,
                 liquidatable=liquidatable,

@@ -1,13 +1,10 @@
-"""Read models the service renders: an account's view, and events redacted for one account.
+"""Read models the service renders: an account's view, and who a batch's events concern.
 
 Everything here runs on the engine thread (the only thread that touches engine state) and uses
 the exact core: the account report is ``core.portfolio.report_json`` over ``account_report`` of
 the account's book, the same contract as ``crossmargin risk``.
 
-Redaction: an event goes to an account's stream only if it names that account (``account``, the
-``position``/``order`` it carries, or a funding ``payments`` row), and the copy drops postings to
-other accounts' ledgers and other accounts' payment rows. An account key never sees another
-account's data.
+What of an event an account may see is ``service.redaction``'s allow-list.
 """
 
 from __future__ import annotations
@@ -99,48 +96,6 @@ def account_view(engine: Engine, account_id: str) -> dict[str, Any] | None:
         "position_mode": account.position_mode.value,
         "orders": orders,
     }
-
-
-def event_accounts(event: dict[str, Any]) -> set[str]:
-    """The accounts an event concerns."""
-    found: set[str] = set()
-    if isinstance(event.get("account"), str):
-        found.add(event["account"])
-    for key in ("position", "order"):
-        nested = event.get(key)
-        if isinstance(nested, dict) and isinstance(nested.get("account"), str):
-            found.add(nested["account"])
-    for payment in event.get("payments") or []:
-        if isinstance(payment, dict) and isinstance(payment.get("account"), str):
-            found.add(payment["account"])
-    return found
-
-
-def _ledger_owner(ledger: str) -> str | None:
-    kind, _, rest = ledger.partition(":")
-    if kind == "wallet":
-        return rest
-    if kind == "isolated":
-        return rest.split(":", 1)[0]
-    return None
-
-
-def redact_for(event: dict[str, Any], account: str) -> dict[str, Any]:
-    """A copy of ``event`` holding nothing about accounts other than ``account``."""
-    copy = dict(event)
-    if "postings" in copy:
-        copy["postings"] = [
-            posting
-            for posting in copy["postings"] or []
-            if _ledger_owner(str(posting[0])) in (None, account)
-        ]
-    if "payments" in copy:
-        copy["payments"] = [
-            payment
-            for payment in copy["payments"] or []
-            if isinstance(payment, dict) and payment.get("account") == account
-        ]
-    return copy
 
 
 def symbols_marked(events: Iterable[dict[str, Any]]) -> set[str]:
