@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from crossmargin.app.examination import MARGIN_CALL_THRESHOLD
-from crossmargin.app.views import book_for, scopes_at_risk
+from crossmargin.app.views import account_scopes, book_for
 from crossmargin.app.writer import Engine
 from crossmargin.core.numbers import ZERO, format_decimal
 from crossmargin.core.portfolio import report_json
@@ -37,19 +37,22 @@ def account_view(engine: Engine, account_id: str) -> dict[str, Any] | None:
     scopes = []
     worst: tuple[Decimal, str] | None = None
     maintenance_total = ZERO
-    for scope, collateral, risk, ratio, liquidatable in scopes_at_risk(state, account):
-        maintenance_total += risk.maintenance_margin
+    for scope in account_scopes(state, account):
+        if not scope.positions:
+            continue
+        maintenance_total += scope.risk.maintenance_margin
+        ratio = scope.margin_ratio
         shown = RATIO_WHEN_UNDERWATER if ratio is None else ratio
         if worst is None or shown > worst[0]:
-            worst = (shown, scope)
+            worst = (shown, str(scope.id))
         scopes.append(
             {
-                "scope": scope,
-                "collateral": format_decimal(collateral),
-                "margin_balance": format_decimal(collateral + risk.unrealized_pnl),
-                "maintenance_margin": format_decimal(risk.maintenance_margin),
+                "scope": str(scope.id),
+                "collateral": format_decimal(scope.collateral),
+                "margin_balance": format_decimal(scope.margin_balance),
+                "maintenance_margin": format_decimal(scope.risk.maintenance_margin),
                 "margin_ratio": _text(ratio),
-                "liquidatable": liquidatable,
+                "liquidatable": scope.liquidatable,
             }
         )
     symbols = {
