@@ -2,8 +2,9 @@
 
 The venv lives in ``.cache/freqtrade-<version>`` (ignored by git; ``CROSSMARGIN_FREQTRADE_VENV``
 overrides it). ``.ci/run`` creates it (``setup_freqtrade``); a local run creates it on first use
-(``pip install freqtrade==<version>``, about 80 s). When the package registry cannot be reached
-the test is skipped with that reason, except in CI (``CI=true``), where it fails instead.
+(``pip install freqtrade==<version> ccxt==<version>``, about 80 s). When the package registry
+cannot be reached the test is skipped with that reason, except in CI (``CI=true``), where it
+fails instead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from tests.binance.live import binance_urls
 
 FREQTRADE_VERSION = "2026.9"
+CCXT_VERSION = "4.5.90"  # freqtrade asks for ccxt>=4.5.76; pinned so a new ccxt changes nothing
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL_TIMEOUT_S = 900
 
@@ -69,7 +71,7 @@ def _installed(executable: Path) -> bool:
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return f"freqtrade {FREQTRADE_VERSION}" in shown.stdout
+    return f"freqtrade {FREQTRADE_VERSION}" in shown.stdout and CCXT_VERSION in shown.stdout
 
 
 def _unavailable(reason: str) -> None:
@@ -94,6 +96,7 @@ def ensure_freqtrade() -> Path:
                 "install",
                 "--quiet",
                 f"freqtrade=={FREQTRADE_VERSION}",
+                f"ccxt=={CCXT_VERSION}",
             ],
             capture_output=True,
             text=True,
