@@ -140,17 +140,21 @@ def _prepare(
     the port is ours (and, for the demo, the folder)."""
     from crossmargin.service import demo
     from crossmargin.service.app import create_app
+    from crossmargin.service.binance.credentials import MASTER_ENV, ExchangeCredentials
     from crossmargin.service.host import EngineSettings
     from crossmargin.service.keys import KeyRing
 
     key_file = var / "keys.json"
+    exchange_keys = var / "exchange-keys.json"  # Binance facade credentials (hashes only)
     setup: Any = None
     printed: list[str] = []
     if args.demo:
         database = str(var / "demo.db")
         key_file = var / "demo-keys.json"
+        exchange_keys = var / "demo-exchange-keys.json"
         _fresh(Path(database))
         _fresh(key_file)
+        _fresh(exchange_keys)
     database = database or str(var / "crossmargin.db")
     keys = KeyRing(key_file)
     operator_key = keys.ensure_operator(os.environ.get(OPERATOR_KEY_ENV) or None)
@@ -187,7 +191,8 @@ def _prepare(
         symbols=symbols,
         matching=args.matching,
     )
-    return create_app(settings, keys, feed=feed, setup=setup)
+    credentials = ExchangeCredentials.open(var, os.environ.get(MASTER_ENV), exchange_keys.name)
+    return create_app(settings, keys, feed=feed, setup=setup, exchange_credentials=credentials)
 
 
 def register(commands: Any) -> None:

@@ -26,7 +26,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from crossmargin import __version__
-from crossmargin.service import accounts, api, errors, headers, ws
+from crossmargin.service import accounts, api, binance, errors, headers, ws
 from crossmargin.service.context import Feed, ServiceContext
 from crossmargin.service.host import EngineHost, EngineSettings
 from crossmargin.service.keys import KeyRing
@@ -77,6 +77,7 @@ def create_app(
     *,
     feed: Feed | None = None,
     setup: Setup | None = None,
+    exchange_credentials: binance.ExchangeCredentials | None = None,
 ) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,6 +95,7 @@ def create_app(
         stop_listening = keys.on_revoke(revoked)
         task: asyncio.Task[None] | None = None
         try:
+            await facade.start(context)
             if setup is not None:
                 await setup(context)
             if feed is not None:
@@ -104,6 +106,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            await facade.stop()
             stop_listening()
             await asyncio.to_thread(context.calculators.stop)
             await host.stop()
@@ -122,6 +125,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(accounts.router)
     app.include_router(ws.router)
+    facade = binance.install(app, exchange_credentials)  # /fapi: docs/binance-api.md
     _install_docs(app)
     folder = static_folder()
     app.mount("/static", StaticFiles(directory=folder), name="static")
