@@ -1,0 +1,348 @@
+"""The engine and the reference model side by side: one command to both, then every check.
+
+``Harness.run(command)`` executes the command on the real engine (``crossmargin.app.writer.Engine``
+over the in-memory event store) and on :class:`tests.model.reference.ReferenceModel`, then checks
+(each failure is a line naming the command, the account and the field):
+
+* the engine and the model accept or reject alike, with the same reason code;
+* the whole money state agrees exactly: every account's wallet, isolated margins, positions
+  (side, quantity, entry notional, leverage, margin mode), open orders and their reservations,
+  leverage and modes, open margin calls; the insurance fund, fee income, bad debt and external
+  flows;
+* the engine's LiquidationTriggered scopes are the model's, in order;
+* conservation: every ledger sums to exactly zero, in the engine and in the model;
+* on both: no scope is left liquidatable, no scope without a position holds negative
+  collateral, the fund is not negative, a bankrupt scope ends at exactly zero;
+* every engine ADL fill is at the bankrupt position's bankruptcy price (the price its
+  ScopeBankrupt event names), between the mark and that position's entry price, on the bankrupt
+  position's own symbol, and the counterparty's fill mirrors it.
+
+The engine's state is read through ``crossmargin.app.snapshot.state_to_data`` (the snapshot
+format) into the model's own state classes, so the invariants are judged by the model's figures.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+from crossmargin.app.snapshot import money_total, state_to_data
+from crossmargin.app.writer import Engine
+from crossmargin.sim.memory_store import MemoryEventStore
+from tests.model.ref_figures import (
+    ZERO,
+    Acct,
+    Order,
+    Pos,
+    State,
+    collateral,
+    figures,
+    load_brackets,
+    scopes,
+)
+from tests.model.reference import Outcome, ReferenceModel
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "DOGEUSDT")
+RARE = (
+    "bankruptcies",
+    "isolated bankruptcies",
+    "fund takeovers",
+    "ADL fills",
+    "bad debt",
+    "flips",
+    "partial liquidations",
+    "margin calls",
+)
+
+
+class Mismatch(AssertionError):
+    pass
+
+
+def engine_state(engine: Engine, brackets: dict[str, Any]) -> State:
+    """The engine's live state, read from its snapshot form into the model's classes."""
+    data = state_to_data(engine.state)
+    state = State(brackets=brackets, external_matching=engine.matching == "external")
+    state.marks = {k: Decimal(v) for k, v in data["marks"].items()}
+    state.fund = Decimal(data["insurance_fund"])
+    state.fee_income = Decimal(data["fee_income"])
+    state.bad_debt = Decimal(data.get("bad_debt", ZERO))
+    external = {k: Decimal(v) for k, v in data["external"].items()}
+    state.bad_debt += external.pop("bad_debt", ZERO)
+    state.external = external
+    for account_id, raw in data["accounts"].items():
+        account = Acct(account_id=account_id, wallet=Decimal(raw["wallet"]))
+        account.hedge = raw["position_mode"] == "hedge"
+        account.leverage = {k: Decimal(v) for k, v in raw["leverage"].items()}
+        account.isolated_mode = {k: v == "isolated" for k, v in raw["margin_mode"].items()}
+        for slot_text, p in raw["positions"].items():
+            symbol, _, slot = slot_text.rpartition(":")
+            account.positions[(symbol, slot)] = Pos(
+                side=1 if p["side"] == "long" else -1,
+                qty=Decimal(p["quantity"]),
+                entry=Decimal(p["entry_notional"]),
+                leverage=Decimal(p["leverage"]),
+                isolated=p["margin_mode"] == "isolated",
+            )
+        for slot_text, margin in raw["isolated"].items():
+            symbol, _, slot = slot_text.rpartition(":")
+            account.move_margin((symbol, slot), Decimal(margin))
+        for order_id, o in raw["orders"].items():
+            account.orders[order_id] = Order(
+                order_id=order_id,
+                account=account_id,
+                symbol=o["symbol"],
+                side=1 if o["side"] == "long" else -1,
+                slot=o["position_side"],
+                market=o["order_type"] == "market",
+                qty=Decimal(o["quantity"]),
+                price=None if o["price"] is None else Decimal(o["price"]),
+                reduce_only=bool(o["reduce_only"]),
+                reserved=Decimal(o["reserved"]),
+            )
+        account.calls = set(raw["margin_calls"])
+        state.accounts[account_id] = account
+    return state
+
+
+def normal_form(state: State) -> dict[str, Any]:
+    """Everything the two implementations must agree on, as comparable plain values."""
+    accounts = {}
+    for account_id, a in sorted(state.accounts.items()):
+        accounts[account_id] = {
+            "wallet": a.wallet,
+            "hedge": a.hedge,
+            "leverage": {s: a.leverage_for(s) for s in sorted(state.brackets)},
+            "isolated_mode": {s: a.isolated_mode.get(s, False) for s in sorted(state.brackets)},
+            "positions": {
+                f"{k[0]}:{k[1]}": (p.side, p.qty, p.entry, p.leverage, p.isolated)
+                for k, p in sorted(a.positions.items())
+            },
+            "margins": {f"{k[0]}:{k[1]}": v for k, v in sorted(a.margins.items()) if v != 0},
+            "orders": {
+                i: (o.symbol, o.side, o.slot, o.qty, o.price, o.reduce_only, o.reserved)
+                for i, o in sorted(a.orders.items())
+            },
+            "margin_calls": sorted(a.calls),
+        }
+    return {
+        "accounts": accounts,
+        "insurance_fund": state.fund,
+        "fee_income": state.fee_income,
+        "bad_debt": state.bad_debt,
+        "external": {k: v for k, v in sorted(state.external.items()) if v != 0},
+    }
+
+
+def differences(engine: Any, model: Any, path: str = "") -> list[str]:
+    if isinstance(engine, dict) and isinstance(model, dict):
+        lines = []
+        for key in sorted(set(engine) | set(model), key=str):
+            if key not in engine:
+                lines.append(f"{path}{key}: engine has none, model {model[key]}")
+            elif key not in model:
+                lines.append(f"{path}{key}: engine {engine[key]}, model has none")
+            else:
+                lines += differences(engine[key], model[key], f"{path}{key}.")
+        return lines
+    if engine != model:
+        return [f"{path.rstrip('.')}: engine {engine}, model {model}"]
+    return []
+
+
+def invariant_breaches(state: State, label: str) -> list[str]:
+    lines = []
+    if state.money_total() != 0:
+        lines.append(f"{label}: money sums to {state.money_total()}")
+    if state.fund < 0:
+        lines.append(f"{label}: insurance fund {state.fund} < 0")
+    for account_id, account in sorted(state.accounts.items()):
+        for scope in scopes(account):
+            current = figures(state, account, scope)
+            if current.liquidatable:
+                lines.append(f"{label}: {account_id} {scope} left liquidatable {current}")
+            if not current.has_position and collateral(account, scope) < 0:
+                lines.append(f"{label}: {account_id} {scope} negative without a position")
+    return lines
+
+
+def bankrupt_breaches(events: list[Any], state: State, label: str) -> list[str]:
+    """A scope that went bankrupt in this command ends at exactly zero, without positions."""
+    lines = []
+    for event in events:
+        if event["type"] != "ScopeBankrupt":
+            continue
+        account = state.accounts[event["account"]]
+        left = collateral(account, event["scope"])
+        if left != 0 or figures(state, account, event["scope"]).has_position:
+            lines.append(f"{label}: bankrupt {event['account']} {event['scope']} ends at {left}")
+    return lines
+
+
+def liquidation_scopes(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(e["account"], e["scope"]) for e in events if e["type"] == "LiquidationTriggered"]
+
+
+def adl_breaches(events: list[Any], before: State) -> list[str]:
+    """Every engine ADL fill against the bankrupt position it closes (state folded event by event)."""
+    positions = {
+        (a, k): p for a, acct in before.accounts.items() for k, p in acct.positions.items()
+    }
+    marks = dict(before.marks)
+    prices: dict[tuple[str, str], Decimal] = {}
+    pending: dict[str, Any] | None = None
+    lines = []
+    for event in events:
+        kind = event["type"]
+        if kind == "MarkPriceUpdated":
+            marks[event["symbol"]] = Decimal(event["price"])
+        if kind == "ScopeBankrupt":
+            for name, price in event.get("prices", {}).items():
+                symbol, _, slot = name.rpartition(":")
+                prices[(event["account"], f"{symbol}:{slot}")] = Decimal(price)
+        if kind == "PositionAutoDeleveraged":
+            pending = event
+        if kind == "PositionLiquidated" and event.get("liquidity") == "adl":
+            key = (event["account"], (event["symbol"], event["slot"]))
+            held = positions.get(key)
+            price = Decimal(event["price"])
+            mark = marks[event["symbol"]]
+            where = f"ADL of {event['account']} {event['symbol']}:{event['slot']} at {price}"
+            if held is None:
+                lines.append(f"{where}: no such position")
+            else:
+                entry = held.entry / held.qty
+                low, high = (mark, entry) if held.side > 0 else (entry, mark)
+                if not low <= price <= high:
+                    lines.append(f"{where}: outside [{low}, {high}] (mark {mark}, entry {entry})")
+            named = prices.get((event["account"], f"{event['symbol']}:{event['slot']}"))
+            if named is not None and named != price:
+                lines.append(f"{where}: ScopeBankrupt named {named}")
+            if pending is None:
+                lines.append(f"{where}: no counterparty fill before it")
+            elif (pending["symbol"], Decimal(pending["price"]), Decimal(pending["quantity"])) != (
+                event["symbol"],
+                price,
+                Decimal(event["quantity"]),
+            ):
+                lines.append(
+                    f"{where}: counterparty fill {pending['symbol']} {pending['quantity']} at {pending['price']}"
+                )
+            pending = None
+        change = event.get("position") if isinstance(event, dict) else None
+        if isinstance(change, dict) and "after" in change:
+            key = (change["account"], (change["symbol"], change["slot"]))
+            after = change["after"]
+            if after is None:
+                positions.pop(key, None)
+            else:
+                positions[key] = Pos(
+                    side=1 if after["side"] == "long" else -1,
+                    qty=Decimal(after["quantity"]),
+                    entry=Decimal(after["entry_notional"]),
+                    leverage=Decimal(after["leverage"]),
+                    isolated=after["margin_mode"] == "isolated",
+                )
+    return lines
+
+
+def count_rare(counters: Counter[str], events: list[dict[str, Any]]) -> None:
+    for e in events:
+        kind = e["type"]
+        if kind == "ScopeBankrupt":
+            counters["bankruptcies"] += 1
+            if e["scope"] != "cross":
+                counters["isolated bankruptcies"] += 1
+        elif kind == "PositionLiquidated":
+            counters["liquidation fills"] += 1
+            if e.get("taken_over_by"):
+                counters["fund takeovers"] += 1
+            if e.get("partial"):
+                counters["partial liquidations"] += 1
+        elif kind == "PositionAutoDeleveraged":
+            counters["ADL fills"] += 1
+        elif kind == "BadDebtRecorded":
+            counters["bad debt"] += 1
+        elif kind == "InsuranceFundPaid":
+            counters["fund payments"] += 1
+        elif kind == "OrderFilled" and e.get("flip"):
+            counters["flips"] += 1
+        elif kind == "MarginCallIssued":
+            counters["margin calls"] += 1
+        elif kind == "LiquidationTriggered":
+            counters["liquidations"] += 1
+
+
+class Harness:
+    """One engine and one model fed the same commands; ``run`` checks them after each."""
+
+    def __init__(
+        self, *, matching: str = "simulated", strict: bool = True, with_engine: bool = True
+    ) -> None:
+        self.with_engine = with_engine
+        self.store = MemoryEventStore()
+        self.engine = Engine(self.store, symbols=SYMBOLS, matching=matching, snapshot_every=0)
+        self.model = ReferenceModel(SYMBOLS, external_matching=matching == "external")
+        self.brackets = load_brackets(SYMBOLS)
+        self.strict = strict
+        self.counters: Counter[str] = Counter()
+        self.failures: list[str] = []
+        self.commands = 0
+        self.engine_view = engine_state(self.engine, self.brackets)
+        self._principal = "principal" in inspect.signature(Engine.execute).parameters
+
+    def execute_engine(self, command: dict[str, Any], principal: str) -> dict[str, Any]:
+        if self._principal:
+            return self.engine.execute(command, principal=principal)  # type: ignore[call-arg]
+        return self.engine.execute(command)
+
+    def run(self, command: dict[str, Any], principal: str = "operator") -> Outcome:
+        self.commands += 1
+        if not self.with_engine:  # the model alone, judged by its own invariants
+            outcome = self.model.execute(command)
+            count_rare(self.counters, outcome.events)
+            lines = invariant_breaches(self.model.state, "model")
+            lines += bankrupt_breaches(outcome.events, self.model.state, "model")
+            if lines:
+                self.failures.append(f"after {command}:\n  " + "\n  ".join(lines))
+                if self.strict:
+                    raise Mismatch(self.failures[-1])
+            return outcome
+        last = self.store.last_seq()
+        result = self.execute_engine(command, principal)
+        entries = list(self.store.read(last))
+        events = [e for entry in entries for e in entry.events if isinstance(e, dict)]
+        outcome = self.model.execute(command)
+        count_rare(self.counters, outcome.events)
+        lines: list[str] = []
+        engine_reason = result.get("reason")
+        if (result["status"], engine_reason) != (outcome.status, outcome.reason):
+            lines.append(
+                f"result: engine {result['status']} {engine_reason} ({result.get('message')}), "
+                f"model {outcome.status} {outcome.reason}"
+            )
+        before = self.engine_view
+        self.engine_view = engine_state(self.engine, self.brackets)
+        lines += differences(normal_form(self.engine_view), normal_form(self.model.state))
+        if liquidation_scopes(events) != liquidation_scopes(outcome.events):
+            lines.append(
+                f"liquidations: engine {liquidation_scopes(events)}, "
+                f"model {liquidation_scopes(outcome.events)}"
+            )
+        total = money_total(self.engine.state)
+        if total not in (ZERO, -self.engine_view.bad_debt):  # bad debt: in money_total or beside it
+            lines.append(f"engine: money_total {total}")
+        lines += bankrupt_breaches(events, self.engine_view, "engine")
+        lines += bankrupt_breaches(outcome.events, self.model.state, "model")
+        lines += invariant_breaches(self.engine_view, "engine")
+        lines += invariant_breaches(self.model.state, "model")
+        lines += adl_breaches(events, before)
+        if lines:
+            report = f"after {command}:\n  " + "\n  ".join(lines)
+            self.failures.append(report)
+            if self.strict:
+                raise Mismatch(report)
+            # keep going from the model's view of the world: re-sync is impossible, so carry on
+        return outcome

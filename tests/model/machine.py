@@ -1,0 +1,434 @@
+"""The Hypothesis state machine: random command streams through the engine and the model at once.
+
+Six accounts cover the position and margin modes (one-way and hedge, cross and isolated) on
+three symbols at realistic prices, with an empty or a funded insurance fund. Every command type
+is drawn: deposits, withdrawals, isolated margin moves, leverage and mode switches, fund seeding,
+market, limit, reduce-only, hedge and flipping orders, cancels, small mark moves, violent gaps
+(-40%..+60%), marks aimed at a scope's margin-call, partial-liquidation or bankruptcy zone, and
+funding. Orders are sized from the model's free margin, so they are mostly accepted and leave
+the accounts thin; leverage is high; accounts take opposite sides. That is what makes
+bankruptcies, fund takeovers, ADL and bad debt common. After every command the harness checks
+everything it lists (tests/model/harness.py); at teardown the log replays to the live state
+hash and the audit check passes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from crossmargin.app.audit import check, replay
+from tests.model.harness import SYMBOLS, Harness
+from tests.model.ref_figures import BOTH, CROSS, TAKER, Pos, State, figures, free_margin, scope_name
+
+ACCOUNTS = ("ann", "ben", "cat", "dan", "eve", "fay")
+WHALE = "eve"
+HEDGE = {"cat", "dan"}
+ISOLATED = {"ben": ("BTCUSDT", "DOGEUSDT"), "dan": ("BTCUSDT", "ETHUSDT"), "fay": ("DOGEUSDT",)}
+START = {"BTCUSDT": Decimal(60000), "ETHUSDT": Decimal(3000), "DOGEUSDT": Decimal("0.12")}
+STEP = {"BTCUSDT": Decimal("0.001"), "ETHUSDT": Decimal("0.01"), "DOGEUSDT": Decimal(1)}
+TICK = {"BTCUSDT": Decimal("0.1"), "ETHUSDT": Decimal("0.01"), "DOGEUSDT": Decimal("0.00001")}
+LEVERAGES = ("1", "5", "10", "20", "25", "50", "75", "100", "125")
+WALLETS = {
+    "ann": ("150", "400", "1500"),
+    "ben": ("200", "800", "3000"),
+    "cat": ("300", "1000", "5000"),
+    "dan": ("250", "900", "2500"),
+    "eve": ("80000", "1000000", "3000000"),
+    "fay": ("500", "2000", "20000"),
+}
+# aimed marks: MB = alpha x MM (margin call, partial-liquidation window, liquidation, bankruptcy)
+ALPHAS = ("1.15", "1.05", "0.995", "0.97", "0.9", "0.5", "-0.5", "-3", "-10", "-40")
+# notionals where a bracket's MMR exceeds the 1.25% clearance fee and 20x is still allowed
+WHALE_NOTIONAL = {
+    "BTCUSDT": (Decimal(12_500_000), Decimal(60_000_000)),
+    "ETHUSDT": (Decimal(12_500_000), Decimal(45_000_000)),
+    "DOGEUSDT": (Decimal(760_000), Decimal(1_550_000)),
+}
+TOTALS: Counter[str] = Counter()  # rare paths over every example of a run
+
+accounts = st.sampled_from(ACCOUNTS)
+symbols = st.sampled_from(SYMBOLS)
+percent = st.integers(min_value=1, max_value=100).map(lambda n: Decimal(n) / 100)
+
+
+def text(value: Decimal) -> str:
+    return f"{value.normalize():f}"
+
+
+def quantity(symbol: str, value: Decimal) -> Decimal:
+    return value.quantize(STEP[symbol], rounding=ROUND_DOWN)
+
+
+def price(symbol: str, value: Decimal) -> Decimal:
+    return max(TICK[symbol], value.quantize(TICK[symbol], rounding=ROUND_DOWN))
+
+
+def aimed_price(
+    state: State, account_id: str, scope: str, symbol: str, alpha: Decimal
+) -> Decimal | None:
+    """A mark for ``symbol`` at which the scope's MB is about ``alpha`` x its MM (bisection)."""
+    account = state.accounts[account_id]
+    exposure = sum(
+        (p.side * p.qty for k, p in account.positions.items() if k[0] == symbol), Decimal(0)
+    )
+    if exposure == 0:
+        return None
+    original = state.marks[symbol]
+
+    def gap(mark: Decimal) -> Decimal:
+        state.marks[symbol] = mark
+        current = figures(state, account, scope)
+        return current.balance - alpha * current.maintenance
+
+    try:
+        near, far = original, original * (Decimal("0.02") if exposure > 0 else Decimal(8))
+        if gap(near) <= 0 or gap(far) > 0:
+            return None
+        for _ in range(48):
+            middle = (near + far) / 2
+            if gap(middle) > 0:
+                near = middle
+            else:
+                far = middle
+        return far
+    finally:
+        state.marks[symbol] = original
+
+
+class EngineVersusModel(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.harness = Harness()
+        self.sequence = 0
+        self.logged: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    @property
+    def model(self) -> State:
+        return self.harness.model.state
+
+    def run(self, kind: str, **fields: Any) -> bool:
+        self.sequence += 1
+        command = {"type": kind, "command_id": f"c{self.sequence}", **fields}
+        outcome = self.harness.run(command)
+        if outcome.reason != "INVALID_COMMAND":
+            first = (
+                self.harness.engine.results.get(command["command_id"])
+                if self.harness.with_engine
+                else None
+            )
+            self.logged.append((command, dict(first) if first else {}))
+        return outcome.accepted
+
+    def teardown(self) -> None:
+        TOTALS.update(self.harness.counters)
+        if self.harness.commands == 0:
+            return
+        report = replay(self.harness.store)
+        assert report.state_hash == self.harness.engine.state_hash(), "replay differs from live"
+        audit = check(self.harness.store)
+        assert audit.ok, audit.violations
+
+    # -- setup ---------------------------------------------------------------------------
+
+    @initialize(
+        fund=st.sampled_from(["0", "0", "0", "0", "40", "500", "5000", "200000"]),
+        wallets=st.tuples(*(st.sampled_from(WALLETS[a]) for a in ACCOUNTS)),
+        leverages=st.lists(st.sampled_from(LEVERAGES[3:]), min_size=18, max_size=18),
+        drift=st.tuples(*(st.integers(-50, 50) for _ in SYMBOLS)),
+    )
+    def setup(
+        self, fund: str, wallets: tuple[str, ...], leverages: list[str], drift: tuple[int, ...]
+    ) -> None:
+        if fund != "0":
+            self.run("seed_insurance_fund", amount=fund)
+        for index, account in enumerate(ACCOUNTS):
+            self.run("open_account", account=account)
+            self.run("deposit", account=account, amount=wallets[index])
+            if account in HEDGE:
+                self.run("set_position_mode", account=account, position_mode="hedge")
+            for symbol in ISOLATED.get(account, ()):
+                self.run("set_margin_mode", account=account, symbol=symbol, margin_mode="isolated")
+            for number, symbol in enumerate(SYMBOLS):
+                # the whale stays at 20x, which the large brackets (MMR above the clearance fee,
+                # where a partial liquidation can restore the margin) admit
+                leverage = "20" if account == WHALE else leverages[index * 3 + number]
+                self.run("set_leverage", account=account, symbol=symbol, leverage=leverage)
+        for symbol, move in zip(SYMBOLS, drift, strict=True):
+            self.run(
+                "update_mark",
+                symbol=symbol,
+                price=text(price(symbol, START[symbol] * (1 + Decimal(move) / 1000))),
+            )
+
+    # -- orders --------------------------------------------------------------------------
+
+    def _slot(self, account: str, side: int, opening: bool) -> str:
+        if not self.model.accounts[account].hedge:
+            return BOTH
+        return ("long" if side > 0 else "short") if opening else ("short" if side > 0 else "long")
+
+    def _order(self, account: str, symbol: str, side: int, qty: Decimal, **extra: Any) -> None:
+        fields: dict[str, Any] = {
+            "account": account,
+            "order_id": f"o{self.sequence}",
+            "symbol": symbol,
+            "side": "buy" if side > 0 else "sell",
+            "order_type": "market",
+            "quantity": text(max(qty, STEP[symbol])),
+        }
+        slot = extra.pop("slot", None)
+        fields.update(extra)
+        if self.model.accounts[account].hedge:
+            fields["position_side"] = slot or ("long" if side > 0 else "short")
+        self.run("place_order", **fields)
+
+    def _affordable(self, account: str, symbol: str, share: Decimal) -> Decimal:
+        acct = self.model.accounts[account]
+        mark = self.model.marks[symbol]
+        leverage = acct.leverage_for(symbol)
+        free = max(free_margin(self.model, acct), Decimal(5))
+        return quantity(symbol, free * share * leverage / mark / (1 + leverage * TAKER))
+
+    @rule(account=accounts, symbol=symbols, buy=st.booleans(), share=percent)
+    def market_order(self, account: str, symbol: str, buy: bool, share: Decimal) -> None:
+        side = 1 if buy else -1
+        self._order(account, symbol, side, self._affordable(account, symbol, share))
+
+    @rule(
+        account=accounts,
+        symbol=symbols,
+        buy=st.booleans(),
+        share=percent,
+        offset=st.integers(-80, 80),
+    )
+    def limit_order(
+        self, account: str, symbol: str, buy: bool, share: Decimal, offset: int
+    ) -> None:
+        side = 1 if buy else -1
+        limit = price(symbol, self.model.marks[symbol] * (1 + Decimal(offset) / 1000))
+        qty = self._affordable(account, symbol, share)
+        self._order(account, symbol, side, qty, order_type="limit", price=text(limit))
+
+    @rule(symbol=symbols, buy=st.booleans(), size=st.integers(0, 100))
+    def whale_order(self, symbol: str, buy: bool, size: int) -> None:
+        """A position in a bracket whose MMR exceeds the clearance fee (partial liquidation)."""
+        low, high = WHALE_NOTIONAL[symbol]
+        notional = low + (high - low) * size / 100
+        qty = min(
+            quantity(symbol, notional / self.model.marks[symbol]),
+            self._affordable(WHALE, symbol, Decimal(1)),
+        )
+        self._order(WHALE, symbol, 1 if buy else -1, qty)
+
+    def _held(self, account: str | None = None) -> list[tuple[str, tuple[str, str], Pos]]:
+        """Held positions (of one account, or of all), in a stable order."""
+        names = [account] if account is not None else sorted(self.model.accounts)
+        return [
+            (name, key, position)
+            for name in names
+            for key, position in sorted(self.model.accounts[name].positions.items())
+        ]
+
+    @rule(account=accounts, pick=st.integers(0, 20), share=percent)
+    def take_other_side(self, account: str, pick: int, share: Decimal) -> None:
+        """Open against another account's position: the counterparties ADL needs."""
+        held = [row for row in self._held() if row[0] != account]
+        if not held:
+            return
+        _, (symbol, _), position = held[pick % len(held)]
+        qty = min(
+            quantity(symbol, position.qty * 2 * share),
+            self._affordable(account, symbol, Decimal(1)),
+        )
+        self._order(account, symbol, -position.side, qty)
+
+    @rule(
+        pick=st.integers(0, 20),
+        share=st.integers(1, 130),
+        limit=st.booleans(),
+        reduce_only=st.booleans(),
+    )
+    def close_order(self, pick: int, share: int, limit: bool, reduce_only: bool) -> None:
+        """Reduce or close a held position (market or resting limit, reduce-only or not)."""
+        held = self._held()
+        if not held:
+            return
+        account, (symbol, slot), position = held[pick % len(held)]
+        side = -position.side
+        qty = quantity(symbol, position.qty * share / 100)
+        extra: dict[str, Any] = {"slot": slot} if slot != BOTH else {}
+        if slot != BOTH:
+            qty = min(qty, position.qty)
+        if reduce_only:
+            extra["reduce_only"] = True
+        if limit:
+            mark = self.model.marks[symbol]
+            away = price(symbol, mark * (1 - Decimal(side) * 2 / 100))
+            extra.update(order_type="limit", price=text(away))
+        self._order(account, symbol, side, qty, **extra)
+
+    @rule(pick=st.integers(0, 20), share=st.integers(101, 250))
+    def flip(self, pick: int, share: int) -> None:
+        """A one-way order larger than the position: closes it and opens the other side."""
+        held = [row for row in self._held() if row[1][1] == BOTH]
+        if held:
+            account, (symbol, _), position = held[pick % len(held)]
+            qty = quantity(symbol, position.qty * share / 100)
+            self._order(account, symbol, -position.side, qty)
+
+    @rule(account=accounts, pick=st.integers(0, 7))
+    def cancel_order(self, account: str, pick: int) -> None:
+        orders = sorted(self.model.accounts[account].orders)
+        order_id = orders[pick % len(orders)] if orders else f"o{pick}"
+        self.run("cancel_order", account=account, order_id=order_id)
+
+    # -- market data ---------------------------------------------------------------------
+
+    @rule(symbol=symbols, move=st.integers(-300, 300))
+    def small_move(self, symbol: str, move: int) -> None:
+        mark = self.model.marks[symbol]
+        self.run(
+            "update_mark",
+            symbol=symbol,
+            price=text(price(symbol, mark * (1 + Decimal(move) / 10000))),
+        )
+
+    @rule(symbol=symbols, move=st.sampled_from([-40, -30, -20, -12, -8, -5, 5, 8, 12, 20, 35, 60]))
+    def gap(self, symbol: str, move: int) -> None:
+        mark = self.model.marks[symbol]
+        self.run(
+            "update_mark",
+            symbol=symbol,
+            price=text(price(symbol, mark * (1 + Decimal(move) / 100))),
+        )
+
+    @rule(pick=st.integers(0, 20), alpha=st.sampled_from(ALPHAS))
+    def aimed_move(self, pick: int, alpha: str) -> None:
+        """A mark that puts one scope into its margin-call, liquidation or bankruptcy zone."""
+        held = self._held()
+        if held:
+            self._aim(*held[pick % len(held)], Decimal(alpha))
+
+    @rule(pick=st.integers(0, 20), alpha=st.sampled_from(ALPHAS[:5]))
+    def aimed_whale_move(self, pick: int, alpha: str) -> None:
+        """The whale's scope into its margin-call or partial-liquidation window."""
+        held = self._held(WHALE)
+        if held:
+            self._aim(*held[pick % len(held)], Decimal(alpha))
+
+    def _aim(self, account: str, key: tuple[str, str], position: Pos, alpha: Decimal) -> None:
+        scope = scope_name(key) if position.isolated else CROSS
+        target = aimed_price(self.model, account, scope, key[0], alpha)
+        if target is not None:
+            self.run("update_mark", symbol=key[0], price=text(price(key[0], target)))
+
+    @rule(symbol=symbols, rate=st.integers(-500, 500), big=st.booleans())
+    def funding(self, symbol: str, rate: int, big: bool) -> None:
+        value = Decimal(rate) / (Decimal(1000) if big else Decimal(1000000))
+        self.run("settle_funding", symbol=symbol, rate=text(value) if value else "0")
+
+    # -- money and settings --------------------------------------------------------------
+
+    @rule(account=accounts, amount=st.sampled_from(["1", "25", "100", "1000", "50000"]))
+    def deposit(self, account: str, amount: str) -> None:
+        self.run("deposit", account=account, amount=amount)
+
+    @rule(account=accounts, share=st.integers(1, 120))
+    def withdraw(self, account: str, share: int) -> None:
+        free = free_margin(self.model, self.model.accounts[account])
+        amount = (max(free, Decimal(1)) * share / 100).quantize(
+            Decimal("0.01"), rounding=ROUND_DOWN
+        )
+        self.run("withdraw", account=account, amount=text(max(amount, Decimal("0.01"))))
+
+    @rule(account=accounts, pick=st.integers(0, 7), share=st.integers(1, 120), add=st.booleans())
+    def isolated_margin(self, account: str, pick: int, share: int, add: bool) -> None:
+        acct = self.model.accounts[account]
+        held = [(key, p) for _, key, p in self._held(account)] or [
+            ((SYMBOLS[pick % 3], BOTH), None)
+        ]
+        (symbol, slot), _ = held[pick % len(held)]
+        base = free_margin(self.model, acct) if add else acct.margin((symbol, slot))
+        amount = (max(base, Decimal(1)) * share / 100).quantize(
+            Decimal("0.01"), rounding=ROUND_DOWN
+        )
+        fields: dict[str, Any] = {
+            "account": account,
+            "symbol": symbol,
+            "amount": text(max(amount, Decimal("0.01"))),
+        }
+        if acct.hedge:
+            fields["position_side"] = slot if slot != BOTH else "long"
+        self.run("add_isolated_margin" if add else "remove_isolated_margin", **fields)
+
+    @rule(account=accounts, symbol=symbols, leverage=st.sampled_from(LEVERAGES))
+    def set_leverage(self, account: str, symbol: str, leverage: str) -> None:
+        self.run("set_leverage", account=account, symbol=symbol, leverage=leverage)
+
+    @rule(account=accounts, symbol=symbols, isolated=st.booleans())
+    def set_margin_mode(self, account: str, symbol: str, isolated: bool) -> None:
+        self.run(
+            "set_margin_mode",
+            account=account,
+            symbol=symbol,
+            margin_mode="isolated" if isolated else "cross",
+        )
+
+    @rule(account=accounts, hedge=st.booleans())
+    def set_position_mode(self, account: str, hedge: bool) -> None:
+        self.run(
+            "set_position_mode", account=account, position_mode="hedge" if hedge else "one-way"
+        )
+
+    @rule(amount=st.sampled_from(["0.5", "20", "300", "5000"]))
+    def seed_fund(self, amount: str) -> None:
+        self.run("seed_insurance_fund", amount=amount)
+
+    # -- retries and malformed commands --------------------------------------------------
+
+    @precondition(lambda self: bool(self.logged))
+    @rule(pick=st.integers(0, 10000))
+    def retry(self, pick: int) -> None:
+        """A client retry: the first answer again, marked duplicate, and nothing applied."""
+        command, first = self.logged[pick % len(self.logged)]
+        before = self.harness.engine.state_hash()
+        result = self.harness.execute_engine(command, "operator")
+        assert result == {**first, "duplicate": True}, (command, first, result)
+        assert self.harness.engine.state_hash() == before
+
+    @rule(kind=st.sampled_from(range(8)), account=accounts)
+    def malformed(self, kind: int, account: str) -> None:
+        cases: list[tuple[str, dict[str, Any]]] = [
+            ("deposit", {"account": account, "amount": "0.000000001"}),
+            ("deposit", {"account": account, "amount": "1000000000001"}),
+            ("withdraw", {"account": account, "amount": "-5"}),
+            ("set_leverage", {"account": account, "symbol": "BTCUSDT", "leverage": "1.005"}),
+            ("set_leverage", {"account": account, "symbol": "BTCUSDT", "leverage": "1001"}),
+            ("settle_funding", {"symbol": "BTCUSDT", "rate": "0.0000000000001"}),
+            ("open_account", {"account": "-no"}),
+            (
+                "place_order",
+                {
+                    "account": account,
+                    "order_id": "x" * 65,
+                    "symbol": "BTCUSDT",
+                    "side": "buy",
+                    "order_type": "market",
+                    "quantity": "1",
+                },
+            ),
+        ]
+        name, fields = cases[kind]
+        self.run(name, **fields)
+
+    @invariant()
+    def agree(self) -> None:
+        """The harness already checked after each command; keep Hypothesis honest about it."""
+        assert not self.harness.failures
