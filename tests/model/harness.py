@@ -282,6 +282,8 @@ class Harness:
         self, *, matching: str = "simulated", strict: bool = True, with_engine: bool = True
     ) -> None:
         self.with_engine = with_engine
+        self.resync = False
+        self.known: set[str] = set()
         self.store = MemoryEventStore()
         self.engine = Engine(self.store, symbols=SYMBOLS, matching=matching, snapshot_every=0)
         self.model = ReferenceModel(SYMBOLS, external_matching=matching == "external")
@@ -336,13 +338,17 @@ class Harness:
             lines.append(f"engine: money_total {total}")
         lines += bankrupt_breaches(events, self.engine_view, "engine")
         lines += bankrupt_breaches(outcome.events, self.model.state, "model")
-        lines += invariant_breaches(self.engine_view, "engine")
-        lines += invariant_breaches(self.model.state, "model")
+        breaches = invariant_breaches(self.engine_view, "engine")
+        breaches += invariant_breaches(self.model.state, "model")
+        if self.resync:  # triage: only what this command broke
+            breaches, self.known = [b for b in breaches if b not in self.known], set(breaches)
+        lines += breaches
         lines += adl_breaches(events, before)
         if lines:
             report = f"after {command}:\n  " + "\n  ".join(lines)
             self.failures.append(report)
             if self.strict:
                 raise Mismatch(report)
-            # keep going from the model's view of the world: re-sync is impossible, so carry on
+            if self.resync:  # triage: judge the next command from the engine's state
+                self.model.state = engine_state(self.engine, self.brackets)
         return outcome

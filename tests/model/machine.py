@@ -432,3 +432,39 @@ class EngineVersusModel(RuleBasedStateMachine):
     def agree(self) -> None:
         """The harness already checked after each command; keep Hypothesis honest about it."""
         assert not self.harness.failures
+
+
+class ExternalEngineVersusModel(EngineVersusModel):
+    """The same machine on an engine with external matching: orders rest until report_fill."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.harness = Harness(matching="external")
+
+    @rule(
+        pick=st.integers(0, 30),
+        share=st.integers(1, 110),
+        offset=st.integers(-30, 10),
+        maker=st.booleans(),
+    )
+    def report_fill(self, pick: int, share: int, offset: int, maker: bool) -> None:
+        """A fill from the outside venue: partial or whole, at or better than the limit (and
+        sometimes worse, or larger than the order, which must be refused)."""
+        orders = [
+            o
+            for a in sorted(self.model.accounts)
+            for _, o in sorted(self.model.accounts[a].orders.items())
+        ]
+        if not orders:
+            return
+        order = orders[pick % len(orders)]
+        qty = max(STEP[order.symbol], quantity(order.symbol, order.qty * share / 100))
+        base = order.price if order.price is not None else self.model.marks[order.symbol]
+        at = price(order.symbol, base * (1 - Decimal(order.side * offset) / 1000))
+        self.run(
+            "report_fill",
+            order_id=order.order_id,
+            quantity=text(qty),
+            price=text(at),
+            liquidity="maker" if maker else "taker",
+        )

@@ -13,7 +13,7 @@ paid) round up, credits (realized PnL, funding received) round down: the venue k
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_UP, Decimal
 from importlib import resources
 
@@ -133,6 +133,21 @@ class State:
 
     def flow(self, ledger: str, amount: Decimal) -> None:
         self.external[ledger] = self.external.get(ledger, ZERO) + amount
+
+    def clone(self) -> State:
+        """A copy to restore when a command is rejected (the bracket table is shared)."""
+        copy = replace(self, accounts={}, marks=dict(self.marks), external=dict(self.external))
+        for account_id, a in self.accounts.items():
+            copy.accounts[account_id] = replace(
+                a,
+                leverage=dict(a.leverage),
+                isolated_mode=dict(a.isolated_mode),
+                positions={k: replace(p) for k, p in a.positions.items()},
+                margins=dict(a.margins),
+                orders={k: replace(o) for k, o in a.orders.items()},
+                calls=set(a.calls),
+            )
+        return copy
 
     def money_total(self) -> Decimal:
         total = self.fund + self.fee_income + self.bad_debt + sum(self.external.values(), ZERO)

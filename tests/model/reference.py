@@ -14,10 +14,9 @@ the clipped remainder is cancelled; resting limits with the same id on two accou
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from tests.model.ref_booking import book_fill
@@ -126,11 +125,16 @@ class ReferenceModel:
     # -- entry point ---------------------------------------------------------------------
 
     def execute(self, command: dict[str, Any]) -> Outcome:
+        # the specification's context (28 digits, half-even), whatever the caller's context is
+        with localcontext(Context(prec=28, rounding=ROUND_HALF_EVEN)):
+            return self._execute(command)
+
+    def _execute(self, command: dict[str, Any]) -> Outcome:
         try:
             validate(command)
         except Rejected as rejected:
             return Outcome("rejected", rejected.reason)
-        saved = copy.deepcopy(self.state)
+        saved = self.state.clone()
         events: list[Event] = []
         named: set[str] = set()
         try:

@@ -33,9 +33,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from tests.model.harness import RARE
-from tests.model.machine import TOTALS, EngineVersusModel
+from tests.model.machine import TOTALS, EngineVersusModel, ExternalEngineVersusModel
 
-EXAMPLES = int(os.environ.get("CROSSMARGIN_MODEL_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("CROSSMARGIN_MODEL_EXAMPLES", "150"))
+EXTERNAL_EXAMPLES = max(1, EXAMPLES // 6)
 FUZZ_EXAMPLES = int(os.environ.get("CROSSMARGIN_FUZZ_EXAMPLES", "0"))
 
 
@@ -57,6 +58,15 @@ def test_engine_matches_model_and_rare_paths_happen() -> None:
     assert not missing, f"never reached: {missing} (counts: {dict(TOTALS)})"
 
 
+def test_external_matching_engine_matches_model() -> None:
+    """The same checks with external matching: orders rest until report_fill books them."""
+    TOTALS.clear()
+    run_state_machine_as_test(
+        ExternalEngineVersusModel, settings=_settings(EXTERNAL_EXAMPLES, derandomize=True)
+    )
+    assert TOTALS["liquidations"] > 0
+
+
 def test_fuzz_profile() -> None:
     """The long profile (make fuzz): skipped unless CROSSMARGIN_FUZZ_EXAMPLES is set."""
     import pytest
@@ -67,6 +77,10 @@ def test_fuzz_profile() -> None:
     try:
         run_state_machine_as_test(
             EngineVersusModel, settings=_settings(FUZZ_EXAMPLES, derandomize=False)
+        )
+        run_state_machine_as_test(
+            ExternalEngineVersusModel,
+            settings=_settings(max(1, FUZZ_EXAMPLES // 6), derandomize=False),
         )
     finally:
         print("\nrare paths over", FUZZ_EXAMPLES, "examples:")
