@@ -10,7 +10,8 @@ must have exactly as many events as the command produced, in the same order. The
 the files are derived by hand in their ``notes``; there is deliberately no regeneration mode.
 
 Every scenario also checks, as it goes: a rejected command leaves the state hash unchanged and
-appends no event; a repeated command id appends nothing; at the end, replaying the log gives the
+appends no event (and a validation failure, INVALID_COMMAND, is not logged at all, so its id
+stays free); a repeated command id appends nothing; at the end, replaying the log gives the
 live state hash and conservation holds after every event.
 """
 
@@ -26,7 +27,7 @@ import pytest
 from crossmargin.app.audit import check, replay
 from crossmargin.app.model import Reason
 from crossmargin.app.snapshot import state_to_data
-from crossmargin.app.writer import Engine
+from crossmargin.app.writer import OPERATOR, Engine, log_key
 from crossmargin.ledger import open_store
 
 GOLDEN = Path(__file__).with_name("golden")
@@ -106,13 +107,17 @@ def test_golden(path: Path, tmp_path: Path) -> None:
             assert store.last_seq() == seq_before, f"{where}: a duplicate was appended"
             assert expect["events"] == [], f"{where}: a duplicate has no events"
             continue
+        if result.get("reason") == "INVALID_COMMAND":
+            assert store.last_seq() == seq_before, f"{where}: a validation failure was logged"
+            assert expect["events"] == [], f"{where}: nothing to expect"
+            continue
         if "command_id" not in command or result["status"] == "rejected":
             assert store.last_seq() <= seq_before + 1, f"{where}: a rejection wrote events"
         if not isinstance(command.get("command_id"), str) or not command["command_id"]:
             assert store.last_seq() == seq_before, f"{where}: logged without a command id"
             assert expect["events"] == [], f"{where}: nothing to expect"
             continue
-        stored = store.lookup_command(command["command_id"])
+        stored = store.lookup_command(log_key(OPERATOR, command["command_id"]))
         assert stored is not None, f"{where}: not in the log"
         assert stored.result == result
         problems += matches(expect["events"], stored.events, f"{where} events")

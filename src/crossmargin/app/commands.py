@@ -11,7 +11,13 @@ from decimal import Decimal
 from typing import Any
 
 from crossmargin.core.errors import InvalidInput
-from crossmargin.core.numbers import MONEY_QUANTUM, parse_decimal, parse_positive
+from crossmargin.core.ids import parse_id
+from crossmargin.core.numbers import (
+    RATE_QUANTUM,
+    parse_command_amount,
+    parse_decimal,
+    parse_leverage,
+)
 
 COMMAND_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # type: (required fields, optional fields)
@@ -52,9 +58,7 @@ def validate(command: object) -> dict[str, Any]:
     if kind not in COMMAND_FIELDS:
         known = ", ".join(sorted(COMMAND_FIELDS))
         raise InvalidInput("type", f"unknown command {kind!r} (known: {known})")
-    command_id = command.get("command_id")
-    if not isinstance(command_id, str) or not command_id or len(command_id) > 128:
-        raise InvalidInput("command_id", "a non-empty string of at most 128 characters is required")
+    parse_id(command.get("command_id"), "command_id")
     required, optional = COMMAND_FIELDS[kind]
     unknown = sorted(set(command) - required - optional - {"type", "command_id"})
     if unknown:
@@ -62,22 +66,22 @@ def validate(command: object) -> dict[str, Any]:
     for name in sorted(required):
         if command.get(name) is None:
             raise InvalidInput(name, "is required")
-    for name in ("account", "order_id", "symbol"):
-        if name in command and (not isinstance(command[name], str) or not command[name]):
-            raise InvalidInput(name, "expected a non-empty string")
-    for name in ("amount", "quantity", "leverage"):
+    for name in ("account", "order_id"):
         if name in command:
-            parse_positive(command[name], name)
-    if "amount" in command:
-        amount = parse_decimal(command["amount"], "amount")
-        if amount != amount.quantize(MONEY_QUANTUM):  # ledgers hold money on its quantum
-            raise InvalidInput("amount", f"must be a multiple of {MONEY_QUANTUM:f}")
-    if command.get("price") is not None:
-        parse_positive(command["price"], "price")
+            parse_id(command[name], name)
+    if "symbol" in command and not isinstance(command["symbol"], str):
+        raise InvalidInput("symbol", "expected a string")
+    for name in ("amount", "quantity", "price"):
+        if command.get(name) is not None:
+            parse_command_amount(command[name], name)
+    if "leverage" in command:
+        parse_leverage(command["leverage"], "leverage")
     if "rate" in command:
         rate = parse_decimal(command["rate"], "rate")
         if abs(rate) >= 1:
             raise InvalidInput("rate", "a funding rate must lie strictly between -1 and 1")
+        if rate != rate.quantize(RATE_QUANTUM):
+            raise InvalidInput("rate", f"must be a multiple of {RATE_QUANTUM:f}")
     _choices(command)
     return command
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from crossmargin.app.audit import check, replay
 from crossmargin.app.writer import DEFAULT_SYMBOLS, Engine
+from crossmargin.core.errors import InvalidInput
+from crossmargin.core.json_input import load_json
 from crossmargin.core.numbers import format_decimal
 from crossmargin.ledger import open_store
 
@@ -25,7 +27,21 @@ def _default(value: object) -> Any:
 
 
 def dumps(value: object) -> str:
-    return json.dumps(value, default=_default, sort_keys=True)
+    return json.dumps(value, default=_default, sort_keys=True, ensure_ascii=True)
+
+
+def _answer(engine: Engine, line: bytes) -> dict[str, Any]:
+    """The result for one input line: whatever the line holds, an answer and never an exception."""
+    try:
+        command = load_json(line, field="line")
+    except InvalidInput as error:
+        return {
+            "status": "rejected",
+            "reason": "INVALID_COMMAND",
+            "message": str(error),
+            "field": error.field,
+        }
+    return engine.execute(command)
 
 
 def cmd_engine(args: argparse.Namespace) -> str:
@@ -36,20 +52,11 @@ def cmd_engine(args: argparse.Namespace) -> str:
         symbols=args.symbols.split(",") if args.symbols else DEFAULT_SYMBOLS,
         matching=args.matching,
     )
-    for line in sys.stdin:
+    # bytes, not text: a line that is not UTF-8 is refused on its own instead of ending the loop
+    for line in sys.stdin.buffer:
         if not line.strip():
             continue
-        try:
-            command = json.loads(line, parse_float=Decimal)
-        except json.JSONDecodeError as error:
-            result: dict[str, Any] = {
-                "status": "rejected",
-                "reason": "INVALID_COMMAND",
-                "message": f"invalid JSON: {error.msg}",
-            }
-        else:
-            result = engine.execute(command)
-        sys.stdout.write(dumps(result) + "\n")
+        sys.stdout.write(dumps(_answer(engine, line)) + "\n")
         sys.stdout.flush()
     engine.snapshot()
     store.close()
@@ -111,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m crossmargin.cli.engine_cmd engine|replay|check ...``: the same commands without
     importing the rest of the CLI (batch, sim, service), so an engine restarts faster after a
     crash. Errors are reported as ``crossmargin`` reports them."""
-    from crossmargin.core.errors import CrossmarginError, InvalidInput
+    from crossmargin.core.errors import CrossmarginError
 
     parser = argparse.ArgumentParser(prog="crossmargin")
     register(parser.add_subparsers(dest="command", required=True))

@@ -124,7 +124,7 @@ async def post_marks(request: Request, context: Context, _: Operator) -> JSONRes
     prices = body.get("prices")
     if not isinstance(prices, dict) or not prices:
         raise InvalidInput("prices", "expected an object of symbol: price, with at least one")
-    base = body["command_id"] if "command_id" in body else f"http:{uuid.uuid4().hex}"
+    base = body["command_id"] if "command_id" in body else f"http-{uuid.uuid4().hex}"
     if not isinstance(base, str) or not base or len(base) > 100:
         raise InvalidInput("command_id", "a non-empty string of at most 100 characters")
     commands = []
@@ -135,7 +135,7 @@ async def post_marks(request: Request, context: Context, _: Operator) -> JSONRes
         commands.append(
             {
                 "type": "update_mark",
-                "command_id": f"{base}:{symbol}",
+                "command_id": f"{base}.{symbol}",
                 "symbol": symbol,
                 "price": price,
             }

@@ -54,24 +54,24 @@ def setup_commands(
         (round_requirement(sizes[s] * prices[s] * taker_fee_rates[s]) for s in LEGS), Decimal(0)
     )
     commands: list[dict[str, Any]] = [
-        {"type": "seed_insurance_fund", "command_id": "demo:fund", "amount": INSURANCE_FUND}
+        {"type": "seed_insurance_fund", "command_id": "demo.fund", "amount": INSURANCE_FUND}
     ]
     commands += [
         {
             "type": "update_mark",
-            "command_id": f"demo:mark:{symbol}",
+            "command_id": f"demo.mark.{symbol}",
             "symbol": symbol,
             "price": price,
         }
         for symbol, price in sorted(prices.items())
     ]
     for account, mode in ACCOUNTS.items():
-        tag = f"demo:{account}"
+        tag = f"demo.{account}"
         commands += [
-            {"type": "open_account", "command_id": f"{tag}:open", "account": account},
+            {"type": "open_account", "command_id": f"{tag}.open", "account": account},
             {
                 "type": "deposit",
-                "command_id": f"{tag}:deposit",
+                "command_id": f"{tag}.deposit",
                 "account": account,
                 "amount": WALLET + fees,
             },
@@ -81,7 +81,7 @@ def setup_commands(
                 commands.append(
                     {
                         "type": "set_margin_mode",
-                        "command_id": f"{tag}:mode:{symbol}",
+                        "command_id": f"{tag}.mode.{symbol}",
                         "account": account,
                         "symbol": symbol,
                         "margin_mode": "isolated",
@@ -91,14 +91,14 @@ def setup_commands(
             commands += [
                 {
                     "type": "set_leverage",
-                    "command_id": f"{tag}:leverage:{symbol}",
+                    "command_id": f"{tag}.leverage.{symbol}",
                     "account": account,
                     "symbol": symbol,
                     "leverage": leverage,
                 },
                 {
                     "type": "place_order",
-                    "command_id": f"{tag}:order:{symbol}",
+                    "command_id": f"{tag}.order.{symbol}",
                     "account": account,
                     "order_id": f"{account}-open-{symbol}",
                     "symbol": symbol,

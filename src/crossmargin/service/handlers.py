@@ -49,7 +49,7 @@ def command_from(body: dict[str, Any], kind: str, **fixed: str) -> dict[str, Any
     for name in ("type", *fixed):
         if name in body:
             raise InvalidInput(name, "is set by the route, not the body")
-    command_id = body["command_id"] if "command_id" in body else f"http:{uuid.uuid4().hex}"
+    command_id = body["command_id"] if "command_id" in body else f"http-{uuid.uuid4().hex}"
     command = {"type": kind, **fixed, **body, "command_id": command_id}
     validate(command)
     return command

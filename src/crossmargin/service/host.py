@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from crossmargin.app.writer import Engine
+from crossmargin.app.writer import OPERATOR, Engine, log_key
 from crossmargin.core.errors import InvariantViolation, StorageError
 from crossmargin.ledger import open_store
 from crossmargin.ledger.store import StoredEntry
@@ -142,6 +142,7 @@ class _Item:
     commands: list[dict[str, Any]]
     stamp: datetime | None
     future: asyncio.Future[list[dict[str, Any]]]
+    principal: str = OPERATOR  # who sent the commands: their ids are unique per principal
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,20 +220,31 @@ class EngineHost:
         return await loop.run_in_executor(self._executor, query, engine)
 
     async def submit(
-        self, command: dict[str, Any], stamp: datetime | None = None
+        self,
+        command: dict[str, Any],
+        stamp: datetime | None = None,
+        *,
+        principal: str = OPERATOR,
     ) -> dict[str, Any]:
-        return (await self.submit_many([command], stamp))[0]
+        return (await self.submit_many([command], stamp, principal=principal))[0]
 
     async def submit_many(
-        self, commands: Sequence[dict[str, Any]], stamp: datetime | None = None
+        self,
+        commands: Sequence[dict[str, Any]],
+        stamp: datetime | None = None,
+        *,
+        principal: str = OPERATOR,
     ) -> list[dict[str, Any]]:
-        """Queue commands for the writer; answers once they are durable (in order)."""
+        """Queue commands for the writer; answers once they are durable (in order).
+
+        ``principal`` (``operator``, ``feed`` or ``account:<id>``) sent them: command ids are
+        unique per principal."""
         if self.failure is not None:
             raise self.failure
         if self._writer is None:
             raise StorageError("the engine is not running")
         future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Item(list(commands), stamp, future))
+        await self._queue.put(_Item(list(commands), stamp, future, principal))
         return await future
 
     # -- the writer ----------------------------------------------------------------------------
@@ -252,12 +264,13 @@ class EngineHost:
                     break
                 items.append(item)
             commands = [command for item in items for command in item.commands]
+            principals = [item.principal for item in items for _ in item.commands]
             watched = self.hub.watched()
             try:
                 if self.failure is not None:
                     raise self.failure
                 batch = await loop.run_in_executor(
-                    self._executor, _execute, self.engine, commands, watched
+                    self._executor, _execute, self.engine, commands, principals, watched
                 )
             except Exception as error:
                 if isinstance(error, InvariantViolation):
@@ -284,7 +297,7 @@ class EngineHost:
         for item in items:
             for command in item.commands:
                 if item.stamp is not None and isinstance(command.get("command_id"), str):
-                    stamps[command["command_id"]] = item.stamp
+                    stamps[log_key(item.principal, command["command_id"])] = item.stamp
         now = datetime.now(UTC)
         for entry in batch.entries:
             for event in entry.events:
@@ -318,10 +331,15 @@ class EngineHost:
         return messages
 
 
-def _execute(engine: Engine, commands: list[dict[str, Any]], watched: frozenset[str]) -> _Batch:
+def _execute(
+    engine: Engine,
+    commands: list[dict[str, Any]],
+    principals: list[str],
+    watched: frozenset[str],
+) -> _Batch:
     """On the engine thread: decide and append, read the entries back, build the fresh views."""
     before = engine.last_seq
-    results = engine.execute_batch(commands)
+    results = engine.execute_batch(commands, principals)
     entries = list(engine.store.read(before)) if engine.last_seq > before else []
     views: dict[str, dict[str, Any]] = {}
     if watched and entries:
