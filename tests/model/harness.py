@@ -23,7 +23,6 @@ format) into the model's own state classes, so the invariants are judged by the 
 
 from __future__ import annotations
 
-import inspect
 from collections import Counter
 from decimal import Decimal
 from typing import Any
@@ -293,62 +292,66 @@ class Harness:
         self.failures: list[str] = []
         self.commands = 0
         self.engine_view = engine_state(self.engine, self.brackets)
-        self._principal = "principal" in inspect.signature(Engine.execute).parameters
-
-    def execute_engine(self, command: dict[str, Any], principal: str) -> dict[str, Any]:
-        if self._principal:
-            return self.engine.execute(command, principal=principal)  # type: ignore[call-arg]
-        return self.engine.execute(command)
+        self.results: list[dict[str, Any]] = []  # the engine's answers to the last run
 
     def run(self, command: dict[str, Any], principal: str = "operator") -> Outcome:
-        self.commands += 1
+        return self.run_batch([command], [principal])[0]
+
+    def run_batch(self, commands: list[dict[str, Any]], principals: list[str]) -> list[Outcome]:
+        """One engine batch (one group commit); the model takes the commands one by one."""
+        self.commands += len(commands)
         if not self.with_engine:  # the model alone, judged by its own invariants
-            outcome = self.model.execute(command)
-            count_rare(self.counters, outcome.events)
+            outcomes = [self.model.execute(command) for command in commands]
+            events = [e for outcome in outcomes for e in outcome.events]
+            count_rare(self.counters, events)
             lines = invariant_breaches(self.model.state, "model")
-            lines += bankrupt_breaches(outcome.events, self.model.state, "model")
-            if lines:
-                self.failures.append(f"after {command}:\n  " + "\n  ".join(lines))
-                if self.strict:
-                    raise Mismatch(self.failures[-1])
-            return outcome
+            lines += bankrupt_breaches(events, self.model.state, "model")
+            self._report(commands, lines)
+            return outcomes
         last = self.store.last_seq()
-        result = self.execute_engine(command, principal)
-        entries = list(self.store.read(last))
-        events = [e for entry in entries for e in entry.events if isinstance(e, dict)]
-        outcome = self.model.execute(command)
-        count_rare(self.counters, outcome.events)
+        self.results = self.engine.execute_batch(commands, principals)
+        engine_events = [
+            e for entry in self.store.read(last) for e in entry.events if isinstance(e, dict)
+        ]
+        outcomes = [self.model.execute(command) for command in commands]
+        events = [e for outcome in outcomes for e in outcome.events]
+        count_rare(self.counters, events)
         lines: list[str] = []
-        engine_reason = result.get("reason")
-        if (result["status"], engine_reason) != (outcome.status, outcome.reason):
-            lines.append(
-                f"result: engine {result['status']} {engine_reason} ({result.get('message')}), "
-                f"model {outcome.status} {outcome.reason}"
-            )
+        for result, outcome in zip(self.results, outcomes, strict=True):
+            if (result["status"], result.get("reason")) != (outcome.status, outcome.reason):
+                lines.append(
+                    f"result: engine {result['status']} {result.get('reason')} "
+                    f"({result.get('message')}), model {outcome.status} {outcome.reason}"
+                )
         before = self.engine_view
         self.engine_view = engine_state(self.engine, self.brackets)
         lines += differences(normal_form(self.engine_view), normal_form(self.model.state))
-        if liquidation_scopes(events) != liquidation_scopes(outcome.events):
+        if liquidation_scopes(engine_events) != liquidation_scopes(events):
             lines.append(
-                f"liquidations: engine {liquidation_scopes(events)}, "
-                f"model {liquidation_scopes(outcome.events)}"
+                f"liquidations: engine {liquidation_scopes(engine_events)}, "
+                f"model {liquidation_scopes(events)}"
             )
         total = money_total(self.engine.state)
         if total not in (ZERO, -self.engine_view.bad_debt):  # bad debt: in money_total or beside it
             lines.append(f"engine: money_total {total}")
-        lines += bankrupt_breaches(events, self.engine_view, "engine")
-        lines += bankrupt_breaches(outcome.events, self.model.state, "model")
+        lines += bankrupt_breaches(engine_events, self.engine_view, "engine")
+        lines += bankrupt_breaches(events, self.model.state, "model")
         breaches = invariant_breaches(self.engine_view, "engine")
         breaches += invariant_breaches(self.model.state, "model")
         if self.resync:  # triage: only what this command broke
             breaches, self.known = [b for b in breaches if b not in self.known], set(breaches)
         lines += breaches
-        lines += adl_breaches(events, before)
-        if lines:
-            report = f"after {command}:\n  " + "\n  ".join(lines)
-            self.failures.append(report)
-            if self.strict:
-                raise Mismatch(report)
-            if self.resync:  # triage: judge the next command from the engine's state
-                self.model.state = engine_state(self.engine, self.brackets)
-        return outcome
+        lines += adl_breaches(engine_events, before)
+        self._report(commands, lines)
+        return outcomes
+
+    def _report(self, commands: list[dict[str, Any]], lines: list[str]) -> None:
+        if not lines:
+            return
+        shown = commands[0] if len(commands) == 1 else commands
+        report = f"after {shown}:\n  " + "\n  ".join(lines)
+        self.failures.append(report)
+        if self.strict:
+            raise Mismatch(report)
+        if self.resync:  # triage: judge the next command from the engine's state
+            self.model.state = engine_state(self.engine, self.brackets)

@@ -105,7 +105,8 @@ class EngineVersusModel(RuleBasedStateMachine):
         super().__init__()
         self.harness = Harness()
         self.sequence = 0
-        self.logged: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        # logged commands: (command, principal, the engine's first answer)
+        self.logged: list[tuple[dict[str, Any], str, dict[str, Any]]] = []
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -113,18 +114,20 @@ class EngineVersusModel(RuleBasedStateMachine):
     def model(self) -> State:
         return self.harness.model.state
 
-    def run(self, kind: str, **fields: Any) -> bool:
+    def command(self, kind: str, **fields: Any) -> dict[str, Any]:
         self.sequence += 1
-        command = {"type": kind, "command_id": f"c{self.sequence}", **fields}
-        outcome = self.harness.run(command)
-        if outcome.reason != "INVALID_COMMAND":
-            first = (
-                self.harness.engine.results.get(command["command_id"])
-                if self.harness.with_engine
-                else None
-            )
-            self.logged.append((command, dict(first) if first else {}))
-        return outcome.accepted
+        return {"type": kind, "command_id": f"c{self.sequence}", **fields}
+
+    def run(self, kind: str, **fields: Any) -> bool:
+        return self.submit([self.command(kind, **fields)], ["operator"])[0]
+
+    def submit(self, commands: list[dict[str, Any]], principals: list[str]) -> list[bool]:
+        outcomes = self.harness.run_batch(commands, principals)
+        for index, outcome in enumerate(outcomes):
+            if outcome.reason != "INVALID_COMMAND" and self.harness.with_engine:
+                result = self.harness.results[index]
+                self.logged.append((commands[index], principals[index], result))
+        return [outcome.accepted for outcome in outcomes]
 
     def teardown(self) -> None:
         TOTALS.update(self.harness.counters)
@@ -226,6 +229,25 @@ class EngineVersusModel(RuleBasedStateMachine):
             self._affordable(WHALE, symbol, Decimal(1)),
         )
         self._order(WHALE, symbol, 1 if buy else -1, qty)
+
+    @rule(
+        pair=st.permutations(ACCOUNTS).map(lambda p: p[:2]),
+        symbol=symbols,
+        buy=st.booleans(),
+        depth=st.sampled_from([2, 3, 5, 10]),
+    )
+    def duel(self, pair: tuple[str, ...], symbol: str, buy: bool, depth: int) -> None:
+        """One account opens, another takes the other side, then the mark gaps ``depth`` times
+        the first one's margin fraction against it: a bankruptcy with an ADL counterparty."""
+        first, second = pair
+        side = 1 if buy else -1
+        qty = self._affordable(first, symbol, Decimal("0.9"))
+        self._order(first, symbol, side, qty)
+        self._order(second, symbol, -side, min(qty, self._affordable(second, symbol, Decimal(1))))
+        leverage = self.model.accounts[first].leverage_for(symbol)
+        move = min(Decimal("0.6"), depth / leverage)
+        mark = self.model.marks[symbol]
+        self.run("update_mark", symbol=symbol, price=text(price(symbol, mark * (1 - side * move))))
 
     def _held(self, account: str | None = None) -> list[tuple[str, tuple[str, str], Pos]]:
         """Held positions (of one account, or of all), in a stable order."""
@@ -397,11 +419,55 @@ class EngineVersusModel(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 10000))
     def retry(self, pick: int) -> None:
         """A client retry: the first answer again, marked duplicate, and nothing applied."""
-        command, first = self.logged[pick % len(self.logged)]
+        command, principal, first = self.logged[pick % len(self.logged)]
         before = self.harness.engine.state_hash()
-        result = self.harness.execute_engine(command, "operator")
-        assert result == {**first, "duplicate": True}, (command, first, result)
+        result = self.harness.engine.execute(command, principal)
+        assert result == {**first, "duplicate": True}, (command, principal, first, result)
         assert self.harness.engine.state_hash() == before
+
+    @precondition(lambda self: bool(self.logged))
+    @rule(pick=st.integers(0, 10000), account=accounts)
+    def same_id_other_principal(self, pick: int, account: str) -> None:
+        """Command ids are per principal: another principal's identical id is a new command."""
+        command, principal, _ = self.logged[pick % len(self.logged)]
+        other = f"account:{account}" if principal == "operator" else "operator"
+        self.submit([dict(command)], [other])
+
+    @rule(
+        kinds=st.lists(
+            st.sampled_from(["deposit", "order", "mark", "withdraw"]), min_size=2, max_size=5
+        ),
+        account=accounts,
+        symbol=symbols,
+        move=st.integers(-1500, 1500),
+    )
+    def batch(self, kinds: list[str], account: str, symbol: str, move: int) -> None:
+        """A group commit: several commands decided in order and appended at once."""
+        mark = self.model.marks[symbol]
+        commands = []
+        for kind in kinds:
+            if kind == "deposit":
+                commands.append(self.command("deposit", account=account, amount="50"))
+            elif kind == "withdraw":
+                commands.append(self.command("withdraw", account=account, amount="30"))
+            elif kind == "mark":
+                at = price(symbol, mark * (1 + Decimal(move) / 10000))
+                commands.append(self.command("update_mark", symbol=symbol, price=text(at)))
+            else:
+                order = {
+                    "account": account,
+                    "order_id": f"o{self.sequence + 1}",
+                    "symbol": symbol,
+                    "side": "buy" if move > 0 else "sell",
+                    "order_type": "market",
+                    "quantity": text(
+                        max(STEP[symbol], self._affordable(account, symbol, Decimal("0.3")))
+                    ),
+                }
+                if self.model.accounts[account].hedge:
+                    order["position_side"] = "long" if move > 0 else "short"
+                commands.append(self.command("place_order", **order))
+        self.submit(commands, ["operator"] * len(commands))
 
     @rule(kind=st.sampled_from(range(8)), account=accounts)
     def malformed(self, kind: int, account: str) -> None:
