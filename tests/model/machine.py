@@ -105,6 +105,7 @@ class EngineVersusModel(RuleBasedStateMachine):
         super().__init__()
         self.harness = Harness()
         self.sequence = 0
+        self.orders = 0
         # logged commands: (command, principal, the engine's first answer)
         self.logged: list[tuple[dict[str, Any], str, dict[str, Any]]] = []
 
@@ -113,6 +114,10 @@ class EngineVersusModel(RuleBasedStateMachine):
     @property
     def model(self) -> State:
         return self.harness.model.state
+
+    def order_id(self) -> str:
+        self.orders += 1
+        return f"o{self.orders}"
 
     def command(self, kind: str, **fields: Any) -> dict[str, Any]:
         self.sequence += 1
@@ -180,7 +185,7 @@ class EngineVersusModel(RuleBasedStateMachine):
     def _order(self, account: str, symbol: str, side: int, qty: Decimal, **extra: Any) -> None:
         fields: dict[str, Any] = {
             "account": account,
-            "order_id": f"o{self.sequence}",
+            "order_id": self.order_id(),
             "symbol": symbol,
             "side": "buy" if side > 0 else "sell",
             "order_type": "market",
@@ -304,6 +309,33 @@ class EngineVersusModel(RuleBasedStateMachine):
             account, (symbol, _), position = held[pick % len(held)]
             qty = quantity(symbol, position.qty * share / 100)
             self._order(account, symbol, -position.side, qty)
+
+    @rule(account=accounts, pick=st.integers(0, 30), share=percent, offset=st.integers(-50, 50))
+    def reuse_order_id(self, account: str, pick: int, share: Decimal, offset: int) -> None:
+        """An order id another account (or this one) has open: ids are unique per account."""
+        open_orders = [
+            o for a in sorted(self.model.accounts) for o in self.model.accounts[a].orders.values()
+        ]
+        if not open_orders or self.harness.model.state.external_matching:
+            return  # (report_fill names an order by id alone)
+        taken = open_orders[pick % len(open_orders)]
+        mark = self.model.marks[taken.symbol]
+        limit = price(taken.symbol, mark * (1 + Decimal(offset) / 1000))
+        side = 1 if offset < 0 else -1
+        fields: dict[str, Any] = {
+            "account": account,
+            "order_id": taken.order_id,
+            "symbol": taken.symbol,
+            "side": "buy" if side > 0 else "sell",
+            "order_type": "limit",
+            "price": text(limit),
+            "quantity": text(
+                max(STEP[taken.symbol], self._affordable(account, taken.symbol, share))
+            ),
+        }
+        if self.model.accounts[account].hedge:
+            fields["position_side"] = "long" if side > 0 else "short"
+        self.run("place_order", **fields)
 
     @rule(account=accounts, pick=st.integers(0, 7))
     def cancel_order(self, account: str, pick: int) -> None:
@@ -456,7 +488,7 @@ class EngineVersusModel(RuleBasedStateMachine):
             else:
                 order = {
                     "account": account,
-                    "order_id": f"o{self.sequence + 1}",
+                    "order_id": self.order_id(),
                     "symbol": symbol,
                     "side": "buy" if move > 0 else "sell",
                     "order_type": "market",

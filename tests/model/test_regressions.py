@@ -223,3 +223,64 @@ def test_partial_liquidation_cuts_to_the_lower_bracket_and_keeps_the_margin_in_t
     (cut,) = kinds(tick, "PositionLiquidated")
     assert cut["partial"] is True
     assert s.state.accounts["eve"].positions[("DOGEUSDT", "both")].qty * D("0.09116") <= 800000
+
+
+def test_command_ids_are_unique_per_principal() -> None:
+    s = Script()
+    s.account("ann", "100")
+    command = {"type": "deposit", "command_id": "same", "account": "ann", "amount": "10"}
+    s.harness.run(dict(command), "operator")
+    s.harness.run(dict(command), "account:ann")  # another principal: another command
+    assert s.state.accounts["ann"].wallet == D(120)
+    again = s.harness.engine.execute(dict(command), "account:ann")
+    assert again["duplicate"] is True
+    assert s.harness.engine_view.accounts["ann"].wallet == D(120)
+
+
+def test_a_bankrupt_hedge_cross_scope_gives_each_slot_its_own_bankruptcy_price() -> None:
+    s = Script()
+    s.account("cat", "1000", hedge="1", leverage="BTCUSDT@50")
+    s.account("bob", "20000")
+    s("update_mark", symbol="BTCUSDT", price="60000")
+    s.market("cat", "l1", "BTCUSDT", "buy", "0.5", position_side="long")  # 600 + 15
+    s.market("cat", "s1", "BTCUSDT", "sell", "0.2", position_side="short")  # 240 + 6: W = 979
+    s.market("bob", "b1", "BTCUSDT", "sell", "1")
+    crash = s("update_mark", symbol="BTCUSDT", price="56000")
+    # MB = 979 - 2000 + 800 = -221: the long carries the deficit (BP 56000 + 221/0.5 = 56442),
+    # the winning short none (BP = mark); bob's short is deleveraged at 56442 against the long
+    (bankrupt,) = kinds(crash, "ScopeBankrupt")
+    assert bankrupt["prices"] == {"BTCUSDT:long": D(56442), "BTCUSDT:short": D(56000)}
+    adl = kinds(crash, "PositionAutoDeleveraged")
+    assert [(e["account"], e["quantity"], e["price"]) for e in adl] == [("bob", D("0.5"), D(56442))]
+    assert s.state.accounts["cat"].wallet == 0 and not s.state.accounts["cat"].positions
+
+
+def test_margin_calls_are_issued_at_80_percent_and_cleared_below() -> None:
+    s = Script()
+    s.account("ann", "1000", leverage="BTCUSDT@50")
+    s("update_mark", symbol="BTCUSDT", price="60000")
+    s.market("ann", "o1", "BTCUSDT", "buy", "0.8")  # W = 976
+    # at 59060: MB = 976 - 752 = 224, MM = 188.992: ratio 0.8437 >= 0.8
+    assert [
+        e["scope"]
+        for e in kinds(s("update_mark", symbol="BTCUSDT", price="59060"), "MarginCallIssued")
+    ] == ["cross"]
+    assert s.state.accounts["ann"].calls == {"cross"}
+    # a deposit of 100: MB 324, ratio 0.5833: cleared by the deposit's own examination
+    assert kinds(s("deposit", account="ann", amount="100"), "MarginCallCleared")
+    assert s.state.accounts["ann"].calls == set()
+
+
+def test_funding_moves_wallet_and_isolated_margin_rounded_in_the_venues_favour() -> None:
+    s = Script()
+    s.account("ann", "1000")
+    s.account("ben", "1000", isolated="ETHUSDT")
+    s("update_mark", symbol="ETHUSDT", price="3000")
+    s.market("ann", "a1", "ETHUSDT", "buy", "0.333")  # W = 1000 - 0.49950
+    s.market("ben", "b1", "ETHUSDT", "sell", "0.333")  # M = 49.95
+    s("settle_funding", symbol="ETHUSDT", rate="0.000123456789")
+    # owed = 0.333 * 3000 * 0.000123456789 = 0.123333332211: the long pays 0.12333334, the short
+    # receives 0.12333333; the venue keeps the 1e-8
+    assert s.state.accounts["ann"].wallet == D("1000") - D("0.4995") - D("0.12333334")
+    assert s.state.accounts["ben"].margin(("ETHUSDT", "both")) == D("49.95") + D("0.12333333")
+    assert s.state.external["funding"] == D("0.00000001")
