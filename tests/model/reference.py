@@ -14,9 +14,7 @@ the clipped remainder is cancelled; resting limits with the same id on two accou
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation, localcontext
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Any
 
 from tests.model.ref_booking import book_fill
@@ -39,83 +37,7 @@ from tests.model.ref_figures import (
     upnl,
 )
 from tests.model.ref_liquidation import Event, examine
-
-ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-LIMIT = Decimal(10) ** 12
-FIELDS: dict[str, tuple[set[str], set[str]]] = {
-    "open_account": ({"account"}, set()),
-    "deposit": ({"account", "amount"}, set()),
-    "withdraw": ({"account", "amount"}, set()),
-    "add_isolated_margin": ({"account", "symbol", "amount"}, {"position_side"}),
-    "remove_isolated_margin": ({"account", "symbol", "amount"}, {"position_side"}),
-    "set_leverage": ({"account", "symbol", "leverage"}, set()),
-    "set_margin_mode": ({"account", "symbol", "margin_mode"}, set()),
-    "set_position_mode": ({"account", "position_mode"}, set()),
-    "place_order": (
-        {"account", "order_id", "symbol", "side", "order_type", "quantity"},
-        {"price", "reduce_only", "position_side"},
-    ),
-    "cancel_order": ({"account", "order_id"}, set()),
-    "report_fill": ({"order_id", "quantity", "price"}, {"liquidity", "account"}),
-    "update_mark": ({"symbol", "price"}, set()),
-    "settle_funding": ({"symbol", "rate"}, set()),
-    "seed_insurance_fund": ({"amount"}, set()),
-}
-
-
-class Rejected(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass
-class Outcome:
-    status: str  # "accepted" | "rejected"
-    reason: str | None = None
-    events: list[Event] = field(default_factory=list)
-
-    @property
-    def accepted(self) -> bool:
-        return self.status == "accepted"
-
-
-def _number(command: dict[str, Any], name: str) -> Decimal:
-    try:
-        return Decimal(str(command[name]))
-    except (InvalidOperation, ValueError):
-        raise Rejected("INVALID_COMMAND") from None
-
-
-def validate(command: dict[str, Any]) -> None:
-    """INVALID_COMMAND: shape, ids, and the ranges and quanta of numbers."""
-    kind = command.get("type")
-    if kind not in FIELDS:
-        raise Rejected("INVALID_COMMAND")
-    required, optional = FIELDS[kind]
-    if set(command) - required - optional - {"type", "command_id"}:
-        raise Rejected("INVALID_COMMAND")
-    if any(command.get(name) is None for name in required):
-        raise Rejected("INVALID_COMMAND")
-    for name in ("command_id", "account", "order_id"):
-        if name in command and not (isinstance(command[name], str) and ID.fullmatch(command[name])):
-            raise Rejected("INVALID_COMMAND")
-    for name in ("amount", "quantity", "price"):
-        if command.get(name) is not None:
-            value = _number(command, name)
-            if not (value.is_finite() and 0 < value <= LIMIT and value % Decimal("1e-8") == 0):
-                raise Rejected("INVALID_COMMAND")
-    if "leverage" in command:
-        value = _number(command, "leverage")
-        if not (value.is_finite() and 1 <= value <= 1000 and value % Decimal("0.01") == 0):
-            raise Rejected("INVALID_COMMAND")
-    if "rate" in command:
-        value = _number(command, "rate")
-        if not (value.is_finite() and -1 < value < 1 and value % Decimal("1e-12") == 0):
-            raise Rejected("INVALID_COMMAND")
-    limit = command.get("order_type") == "limit"
-    if kind == "place_order" and limit != (command.get("price") is not None):
-        raise Rejected("INVALID_COMMAND")
+from tests.model.ref_validation import Outcome, Rejected, number, validate
 
 
 class ReferenceModel:
@@ -169,14 +91,14 @@ class ReferenceModel:
 
     def _deposit(self, c: dict[str, Any], events: list[Event], named: set[str]) -> None:
         account = self._account(c)
-        amount = _number(c, "amount")
+        amount = number(c, "amount")
         account.wallet += amount
         self.state.flow("deposits", -amount)
         named.add(account.account_id)
 
     def _withdraw(self, c: dict[str, Any], events: list[Event], named: set[str]) -> None:
         account = self._account(c)
-        amount = _number(c, "amount")
+        amount = number(c, "amount")
         if amount > free_margin(self.state, account):
             raise Rejected("INSUFFICIENT_BALANCE")
         account.wallet -= amount
@@ -186,7 +108,7 @@ class ReferenceModel:
         named.add(account.account_id)
 
     def _seed_insurance_fund(self, c: dict[str, Any], events: list[Event], named: set[str]) -> None:
-        amount = _number(c, "amount")
+        amount = number(c, "amount")
         self.state.fund += amount
         self.state.flow("insurance", -amount)
 
@@ -205,7 +127,7 @@ class ReferenceModel:
     def _add_isolated_margin(self, c: dict[str, Any], events: list[Event], named: set[str]) -> None:
         account = self._account(c)
         key = self._isolated_slot(c, account)
-        amount = _number(c, "amount")
+        amount = number(c, "amount")
         if amount > free_margin(self.state, account):
             raise Rejected("INSUFFICIENT_BALANCE")
         account.wallet -= amount
@@ -217,7 +139,7 @@ class ReferenceModel:
     ) -> None:
         account = self._account(c)
         key = self._isolated_slot(c, account)
-        amount = _number(c, "amount")
+        amount = number(c, "amount")
         position = account.positions[key]
         mark = self.state.marks[key[0]]
         im = initial(position.qty, mark, position.leverage)
@@ -232,7 +154,7 @@ class ReferenceModel:
     def _set_leverage(self, c: dict[str, Any], events: list[Event], named: set[str]) -> None:
         account = self._account(c)
         symbol = self._symbol(c)
-        leverage = _number(c, "leverage")
+        leverage = number(c, "leverage")
         held = {k: p for k, p in account.positions.items() if k[0] == symbol}
         notional = sum((p.qty * self.state.marks[symbol] for p in held.values()), ZERO)
         brackets = self.state.brackets[symbol]
@@ -314,9 +236,9 @@ class ReferenceModel:
             raise Rejected("POSITION_SIDE_MISMATCH")
         side = 1 if c["side"] == "buy" else -1
         slot = str(c["position_side"]) if account.hedge else BOTH
-        qty = _number(c, "quantity")
+        qty = number(c, "quantity")
         market = c["order_type"] == "market"
-        limit = None if market else _number(c, "price")
+        limit = None if market else number(c, "price")
         mark = self.state.marks.get(symbol)
         if mark is None:
             raise Rejected("NO_MARK_PRICE")
@@ -445,8 +367,8 @@ class ReferenceModel:
         if len(matches) != 1:
             raise Rejected("UNKNOWN_ORDER")
         order = matches[0]
-        qty = _number(c, "quantity")
-        price = _number(c, "price")
+        qty = number(c, "quantity")
+        price = number(c, "price")
         if qty > order.qty:
             raise Rejected("FILL_EXCEEDS_ORDER")
         if order.price is not None and order.side * (price - order.price) > 0:
@@ -461,7 +383,7 @@ class ReferenceModel:
 
     def _update_mark(self, c: dict[str, Any], events: list[Event], named: set[str]) -> None:
         symbol = self._symbol(c)
-        mark = _number(c, "price")
+        mark = number(c, "price")
         self.state.marks[symbol] = mark
         if not self.state.external_matching:
             resting = sorted(
@@ -487,7 +409,7 @@ class ReferenceModel:
 
     def _settle_funding(self, c: dict[str, Any], events: list[Event], named: set[str]) -> None:
         symbol = self._symbol(c)
-        rate = _number(c, "rate")
+        rate = number(c, "rate")
         mark = self.state.marks.get(symbol)
         if mark is None:
             raise Rejected("NO_MARK_PRICE")

@@ -33,7 +33,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from tests.model.harness import RARE
-from tests.model.machine import TOTALS, EngineVersusModel, ExternalEngineVersusModel
+from tests.model.machine import EngineVersusModel, ExternalEngineVersusModel
+from tests.model.streams import TOTALS
 
 EXAMPLES = int(os.environ.get("CROSSMARGIN_MODEL_EXAMPLES", "150"))
 EXTERNAL_EXAMPLES = max(1, EXAMPLES // 6)
