@@ -39,6 +39,7 @@ from tests.model.ref_figures import (
     collateral,
     figures,
     load_brackets,
+    scope_key,
     scopes,
 )
 from tests.model.reference import Outcome, ReferenceModel
@@ -167,17 +168,40 @@ def invariant_breaches(state: State, label: str) -> list[str]:
     return lines
 
 
-def bankrupt_breaches(events: list[Any], state: State, label: str) -> list[str]:
-    """A scope that went bankrupt in this command ends at exactly zero, without positions."""
+def bankrupt_breaches(entries: list[list[Any]], before: State) -> list[str]:
+    """A scope that goes bankrupt is settled to exactly zero: its collateral ledger, folded
+    through the engine's postings from the state before, is 0 when the examination moves on
+    (the next LiquidationTriggered or margin call, or the end of the command)."""
+    balances: dict[str, Decimal] = {}
+    for account_id, account in before.accounts.items():
+        balances[f"wallet:{account_id}"] = account.wallet
+        for (symbol, slot), margin in account.margins.items():
+            balances[f"isolated:{account_id}:{symbol}:{slot}"] = margin
     lines = []
-    for event in events:
-        if event["type"] != "ScopeBankrupt":
-            continue
-        account = state.accounts[event["account"]]
-        left = collateral(account, event["scope"])
-        if left != 0 or figures(state, account, event["scope"]).has_position:
-            lines.append(f"{label}: bankrupt {event['account']} {event['scope']} ends at {left}")
+    for events in entries:
+        pending: str | None = None
+        for event in events:
+            moving_on = event["type"] in MOVING_ON
+            if pending is not None and moving_on and balances.get(pending, ZERO) != 0:
+                lines.append(f"engine: bankrupt {pending} settled at {balances[pending]}")
+            if moving_on:
+                pending = None
+            for ledger, amount in event.get("postings") or []:
+                balances[ledger] = balances.get(ledger, ZERO) + Decimal(amount)
+            if event["type"] == "ScopeBankrupt":
+                key = scope_key(event["scope"])
+                account_id = event["account"]
+                pending = (
+                    f"wallet:{account_id}"
+                    if key is None
+                    else f"isolated:{account_id}:{key[0]}:{key[1]}"
+                )
+        if pending is not None and balances.get(pending, ZERO) != 0:
+            lines.append(f"engine: bankrupt {pending} settled at {balances[pending]}")
     return lines
+
+
+MOVING_ON = {"LiquidationTriggered", "MarginCallIssued", "MarginCallCleared"}
 
 
 def liquidation_scopes(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -305,14 +329,14 @@ class Harness:
             events = [e for outcome in outcomes for e in outcome.events]
             count_rare(self.counters, events)
             lines = invariant_breaches(self.model.state, "model")
-            lines += bankrupt_breaches(events, self.model.state, "model")
             self._report(commands, lines)
             return outcomes
         last = self.store.last_seq()
         self.results = self.engine.execute_batch(commands, principals)
-        engine_events = [
-            e for entry in self.store.read(last) for e in entry.events if isinstance(e, dict)
+        entries = [
+            [e for e in entry.events if isinstance(e, dict)] for entry in self.store.read(last)
         ]
+        engine_events = [e for events in entries for e in events]
         outcomes = [self.model.execute(command) for command in commands]
         events = [e for outcome in outcomes for e in outcome.events]
         count_rare(self.counters, events)
@@ -334,8 +358,7 @@ class Harness:
         total = money_total(self.engine.state)
         if total not in (ZERO, -self.engine_view.bad_debt):  # bad debt: in money_total or beside it
             lines.append(f"engine: money_total {total}")
-        lines += bankrupt_breaches(engine_events, self.engine_view, "engine")
-        lines += bankrupt_breaches(events, self.model.state, "model")
+        lines += bankrupt_breaches(entries, before)
         breaches = invariant_breaches(self.engine_view, "engine")
         breaches += invariant_breaches(self.model.state, "model")
         if self.resync:  # triage: only what this command broke

@@ -247,6 +247,7 @@ def _bankrupt(
     for key, position, price in plan:
         touched |= _close_bankrupt(state, events, account, scope, key, position, price)
     settle(state, events, account, scope)
+    assert collateral(account, scope) == 0 and not scope_positions(account, scope)
     return touched
 
 
