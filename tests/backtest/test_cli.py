@@ -32,15 +32,15 @@ def test_json_output_reports_exact_liquidations_and_writes_the_report(tmp_path: 
     document = json.loads(stdout)
     modes = {m["mode"]: m for m in document["modes"]}
     [isolated] = [a for a in modes["isolated"]["activities"] if a["kind"] == "liquidation"]
-    assert (isolated["price"], isolated["time"]) == ("2251.25", "2021-05-19T01:40:00+00:00")
-    assert modes["isolated"]["final_equity"] == "748.245"
+    assert (isolated["price"], isolated["time"]) == ("2250", "2021-05-19T01:40:00+00:00")
+    assert modes["isolated"]["final_equity"] == "747"
     assert modes["cross"]["final_equity"] == "0"
     html = (out / "backtest.html").read_text(encoding="utf-8")
     assert "Candles approximate the path" in html and "data:image/png;base64," in html
     assert (out / "backtest.png").read_bytes().startswith(b"\x89PNG")
     rows = (out / "backtest-events.csv").read_text(encoding="utf-8").splitlines()
     assert rows[0].startswith("timestamp,mode,kind")
-    assert any(",isolated,liquidation,ETHUSDT,long,1,2251.25," in row for row in rows)
+    assert any(",isolated,liquidation,ETHUSDT,long,1,2250," in row for row in rows)
 
 
 def test_text_output_has_the_summary_table_and_a_sweep(tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_text_output_has_the_summary_table_and_a_sweep(tmp_path: Path) -> None:
     )
     assert code == 0, stderr
     assert "final equity" in stdout and "capital tied up" in stdout
-    assert "isolated: liquidation ETHUSDT long 1 @ 2251.25 at 2021-05-19 01:40" in stdout
+    assert "isolated: liquidation ETHUSDT long 1 @ 2250 at 2021-05-19 01:40" in stdout
     assert "sweep over leverage" in stdout
     assert (tmp_path / "r" / "sweep-leverage.png").is_file()
 

@@ -1,7 +1,9 @@
 """Golden scenarios: given commands, expect results and events (tests/engine/golden/*.json).
 
 Each file is ``{"description", "notes", "venue", "symbols", "matching", "commands", "expect"}``
-with one expectation per command: ``{"result": {...}, "events": [{...}, ...]}``, and optionally
+with one expectation per command: ``{"result": {...}, "events": [{...}, ...]}`` (a command may
+carry ``"as": PRINCIPAL``, e.g. ``"account:alice"`` or ``"feed"``: who sends it, default the
+operator; the key is not part of the command), and optionally
 ``"final"``: a subset of the end state as ``app.snapshot.state_to_data`` writes it (wallets,
 insurance fund, fee income, external flows...). Matching is by
 subset: every key written in an expectation must be present and equal (numbers compared as
@@ -84,7 +86,21 @@ def test_there_are_golden_files_and_each_has_one_expectation_per_command() -> No
         assert len(spec["expect"]) == len(spec["commands"]), path.name
 
 
-@pytest.mark.parametrize("path", FILES, ids=[path.stem for path in FILES])
+# Files whose fix has not landed yet: strict, so the marker fails as soon as the fix lands.
+PENDING = {
+    "case9_screen_never_skips_a_margin_call_in_the_rounding_band": (
+        "the float screen's guard band is still narrower than the core's ratio rounding"
+    ),
+}
+CASES = [
+    pytest.param(path, marks=pytest.mark.xfail(strict=True, reason=PENDING[path.stem]))
+    if path.stem in PENDING
+    else path
+    for path in FILES
+]
+
+
+@pytest.mark.parametrize("path", CASES, ids=[path.stem for path in FILES])
 def test_golden(path: Path, tmp_path: Path) -> None:
     spec = load(path)
     store = open_store(tmp_path / "engine.db")
@@ -99,7 +115,9 @@ def test_golden(path: Path, tmp_path: Path) -> None:
     for index, (command, expect) in enumerate(zip(spec["commands"], spec["expect"], strict=True)):
         where = f"{path.name} command {index} ({command.get('command_id')})"
         hash_before, seq_before = engine.state_hash(), store.last_seq()
-        result = engine.execute(command)
+        command = dict(command)
+        principal = command.pop("as", OPERATOR)
+        result = engine.execute(command, principal)
         problems += matches(expect["result"], result, f"{where} result")
         if result.get("duplicate") or result["status"] == "rejected":
             assert engine.state_hash() == hash_before, f"{where}: state changed"
@@ -117,7 +135,7 @@ def test_golden(path: Path, tmp_path: Path) -> None:
             assert store.last_seq() == seq_before, f"{where}: logged without a command id"
             assert expect["events"] == [], f"{where}: nothing to expect"
             continue
-        stored = store.lookup_command(log_key(OPERATOR, command["command_id"]))
+        stored = store.lookup_command(log_key(principal, command["command_id"]))
         assert stored is not None, f"{where}: not in the log"
         assert stored.result == result
         problems += matches(expect["events"], stored.events, f"{where} events")

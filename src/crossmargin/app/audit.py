@@ -4,10 +4,12 @@ replay: rebuild the state from the genesis entry and every event, with no snapsh
 its hash with the latest snapshot's hash at that snapshot's sequence number.
 
 check: fold every event and verify after each one that (a) its postings sum to zero, (b) all
-wallets + isolated margins + insurance fund + fee income + external flows sum to exactly zero,
-(d) the insurance fund is never negative; and after each entry (a command's events are applied
-atomically) that (c) no account without positions has a negative wallet or isolated margin unless
-a BadDebtRecorded event has named that account.
+wallets + isolated margins + insurance fund + fee income + bad debt + external flows sum to
+exactly zero, (d) the insurance fund is never negative; and after each entry (a command's events
+are applied atomically) that (c) no scope without a position holds negative collateral (a
+bankrupt scope ends at exactly zero: the fund or the bad-debt ledger made it whole) and (e) no
+account the entry touched (named by its events, or holding a symbol it ticked or funded) is left
+liquidatable.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from crossmargin.app.events import evolve
 from crossmargin.app.model import EngineState
 from crossmargin.app.snapshot import money_total, state_to_data
+from crossmargin.app.views import scope_names, scope_state
 from crossmargin.app.writer import GENESIS_ID, build_state
 from crossmargin.core.errors import InvalidInput, InvariantViolation
 from crossmargin.ledger.codec import state_hash
@@ -80,8 +83,8 @@ class CheckReport:
 def check(store: EventStore, *, max_violations: int = 20) -> CheckReport:
     state = _genesis_state(store)
     report = CheckReport()
-    bad_debt: set[str] = set()
     for entry in store.read(0):
+        touched: set[str] = set()
         for event in entry.events:
             if not isinstance(event, dict):
                 report.violations.append(f"entry {entry.seq}: an event is not an object")
@@ -92,14 +95,13 @@ def check(store: EventStore, *, max_violations: int = 20) -> CheckReport:
                 report.violations.append(f"entry {entry.seq} {event.get('type')}: {error}")
                 continue
             report.events += 1
-            if event["type"] == "BadDebtRecorded":
-                bad_debt.add(str(event["account"]))
+            touched |= _touched(state, event)
             _check_state(state, entry.seq, str(event["type"]), report)
             if len(report.violations) >= max_violations:
                 return report
-        # An entry is atomic: a bankruptcy's events close the positions (the wallet goes negative)
-        # and only then record the bad debt, so (c) is judged once the whole entry is applied.
-        _check_balances(state, entry.seq, bad_debt, report)
+        # An entry is atomic: a bankruptcy's events close the positions (the collateral goes
+        # negative) and only then settle it, so (c) and (e) are judged once the entry is applied.
+        _check_scopes(state, entry.seq, touched, report)
     report.totals = {
         "wallets": sum((a.wallet for a in state.accounts.values()), Decimal(0)),
         "isolated_margin": sum(
@@ -107,10 +109,18 @@ def check(store: EventStore, *, max_violations: int = 20) -> CheckReport:
         ),
         "insurance_fund": state.ledgers.insurance_fund,
         "fee_income": state.ledgers.fee_income,
+        "bad_debt": state.ledgers.bad_debt,
         **{f"external:{k}": v for k, v in sorted(state.ledgers.external.items())},
         "sum": money_total(state),
     }
     return report
+
+
+def _touched(state: EngineState, event: dict[str, Any]) -> set[str]:
+    if event["type"] in ("MarkPriceUpdated", "FundingSettled"):
+        return set(state.holders.members(str(event["symbol"])))
+    account = event.get("account")
+    return {account} if isinstance(account, str) and account in state.accounts else set()
 
 
 def _check_state(state: EngineState, seq: int, kind: str, report: CheckReport) -> None:
@@ -121,10 +131,23 @@ def _check_state(state: EngineState, seq: int, kind: str, report: CheckReport) -
         report.violations.append(f"entry {seq} {kind}: insurance fund is negative")
 
 
-def _check_balances(state: EngineState, seq: int, bad_debt: set[str], report: CheckReport) -> None:
+def _check_scopes(state: EngineState, seq: int, touched: set[str], report: CheckReport) -> None:
     for account in state.accounts.values():
-        negative = account.wallet < 0 or any(v < 0 for v in account.isolated.values())
-        if negative and account.account_id not in bad_debt and not account.positions:
+        if account.wallet < 0 and not any(not p.is_isolated for p in account.positions.values()):
             report.violations.append(
-                f"entry {seq}: account {account.account_id} is negative without bad debt"
+                f"entry {seq}: account {account.account_id} has a negative wallet and no cross "
+                "position"
             )
+        for key, margin in account.isolated.items():
+            if margin < 0 and key not in account.positions:
+                report.violations.append(
+                    f"entry {seq}: account {account.account_id} isolated {key[0]} {key[1]} is "
+                    "negative without a position"
+                )
+    for account_id in sorted(touched):
+        account = state.accounts[account_id]
+        for name in scope_names(account):
+            if scope_state(state, account, name).liquidatable:
+                report.violations.append(
+                    f"entry {seq}: account {account_id} scope {name} was left liquidatable"
+                )

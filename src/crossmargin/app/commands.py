@@ -41,7 +41,7 @@ COMMAND_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     ),
     "cancel_order": (frozenset({"account", "order_id"}), frozenset()),
     "report_fill": (
-        frozenset({"order_id", "quantity", "price"}),
+        frozenset({"account", "order_id", "quantity", "price"}),
         frozenset({"liquidity"}),
     ),
     "update_mark": (frozenset({"symbol", "price"}), frozenset()),

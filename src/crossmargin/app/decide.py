@@ -15,8 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 from crossmargin.app.commands import decimal_field, validate
-from crossmargin.app.events import Event, evolve, order_to_dict
-from crossmargin.app.liquidation import refresh_margin_calls
+from crossmargin.app.events import Event, evolve, order_to_dict, position_to_dict
+from crossmargin.app.liquidation import examine
 from crossmargin.app.model import BOTH, Account, Draft, Order, OrderType, Reason
 from crossmargin.app.trading import Fill, book_fill, increasing_quantity, slot_for, wallet
 from crossmargin.app.views import book_for, cross_risk, free_margin
@@ -39,6 +39,8 @@ class Decision:
     draft: Draft
     events: list[Event] = field(default_factory=list)
     result: dict[str, Any] = field(default_factory=dict)
+    # accounts to examine besides those the events name (the holders of a ticked symbol)
+    examine_also: set[str] = field(default_factory=set)
 
     def emit(self, event: Event) -> None:
         evolve(self.draft, event)
@@ -80,7 +82,6 @@ def deposit(d: Decision, c: dict[str, Any]) -> None:
             "postings": [[wallet(account.account_id), amount], ["external:deposits", -amount]],
         }
     )
-    refresh_margin_calls(d, account.account_id)
 
 
 def withdraw(d: Decision, c: dict[str, Any]) -> None:
@@ -104,7 +105,6 @@ def withdraw(d: Decision, c: dict[str, Any]) -> None:
             "postings": [[wallet(account.account_id), -amount], ["external:deposits", amount]],
         }
     )
-    refresh_margin_calls(d, account.account_id)
 
 
 def _isolated_slot(d: Decision, c: dict[str, Any], account: Account) -> tuple[str, str]:
@@ -138,7 +138,6 @@ def add_isolated_margin(d: Decision, c: dict[str, Any]) -> None:
             "postings": [[wallet(account.account_id), -amount], [ledger, amount]],
         }
     )
-    refresh_margin_calls(d, account.account_id)
 
 
 def remove_isolated_margin(d: Decision, c: dict[str, Any]) -> None:
@@ -167,7 +166,6 @@ def remove_isolated_margin(d: Decision, c: dict[str, Any]) -> None:
             "postings": [[ledger, -amount], [wallet(account.account_id), amount]],
         }
     )
-    refresh_margin_calls(d, account.account_id)
 
 
 def _max_leverage(d: Decision, symbol: str, notional: Decimal) -> Decimal | None:
@@ -175,10 +173,17 @@ def _max_leverage(d: Decision, symbol: str, notional: Decimal) -> Decimal | None
 
 
 def set_leverage(d: Decision, c: dict[str, Any]) -> None:
+    """Leverage of a symbol: its positions and resting orders are re-margined at once.
+
+    Refused when the bracket of the held notional does not allow it, when the cross margin
+    cannot carry the positions and the resting orders re-reserved at the new leverage, or when an
+    isolated position's margin is below its initial margin at the new leverage."""
+    from crossmargin.app.orders import reserve_for
+
     account = account_of(d, c)
     symbol = symbol_of(d, c)
     leverage = decimal_field(c, "leverage")
-    held = [(k, p) for k, p in account.positions.items() if k[0] == symbol]
+    held = [(k, p) for k, p in sorted(account.positions.items()) if k[0] == symbol]
     mark = d.draft.marks.get(symbol)
     notional = sum(
         (p.quantity * (mark if mark is not None else p.entry_price) for _, p in held), ZERO
@@ -192,10 +197,24 @@ def set_leverage(d: Decision, c: dict[str, Any]) -> None:
     positions = dict(account.positions)
     for key, position in held:
         positions[key] = dataclasses.replace(position, leverage=leverage)
-    trial = dataclasses.replace(account, positions=positions)
-    if held and free_margin(d.draft, trial) < 0:
+    trial = dataclasses.replace(
+        account, positions=positions, leverage={**account.leverage, symbol: leverage}
+    )
+    orders = dict(account.orders)
+    repriced = []
+    for order_id, order in sorted(account.orders.items()):
+        if order.symbol != symbol or order.reduce_only:
+            continue
+        reserved = reserve_for(d, trial, order)
+        if reserved != order.reserved:
+            orders[order_id] = dataclasses.replace(order, reserved=reserved)
+            repriced.append(orders[order_id])
+    trial = dataclasses.replace(trial, orders=orders)
+    touches = held or any(o.symbol == symbol for o in account.orders.values())
+    if touches and free_margin(d.draft, trial) < 0:
         raise reject(
-            Reason.INSUFFICIENT_MARGIN, "the cross margin would not cover the new leverage"
+            Reason.INSUFFICIENT_MARGIN,
+            f"the cross margin would not cover the {symbol} positions and orders at {leverage}x",
         )
     book = book_for(d.draft, trial)
     for key, position in held:
@@ -208,17 +227,15 @@ def set_leverage(d: Decision, c: dict[str, Any]) -> None:
                     f"the isolated {symbol} margin {margin} is below the initial margin "
                     f"{risk.initial_margin} at {leverage}x",
                 )
-    event: Event = {
-        "type": "LeverageChanged",
-        "account": account.account_id,
-        "symbol": symbol,
-        "leverage": leverage,
-    }
-    d.emit(event)
-    for key, position in held:
-        after = dataclasses.replace(position, leverage=leverage)
-        from crossmargin.app.events import position_to_dict
-
+    d.emit(
+        {
+            "type": "LeverageChanged",
+            "account": account.account_id,
+            "symbol": symbol,
+            "leverage": leverage,
+        }
+    )
+    for key, _position in held:
         d.emit(
             {
                 "type": "PositionLeverageChanged",
@@ -227,9 +244,13 @@ def set_leverage(d: Decision, c: dict[str, Any]) -> None:
                     "account": account.account_id,
                     "symbol": symbol,
                     "slot": key[1],
-                    "after": position_to_dict(after),
+                    "after": position_to_dict(positions[key]),
                 },
             }
+        )
+    for order in repriced:
+        d.emit(
+            {"type": "OrderRepriced", "account": account.account_id, "order": order_to_dict(order)}
         )
 
 
@@ -363,6 +384,11 @@ def decide(state: Any, command: object, *, matching: str = "simulated") -> Outco
         return _rejected(rejection.reason, rejection.message)
     except InvalidInput as error:
         return _rejected(Reason.INVALID_COMMAND, str(error), field_name=error.field)
+    # No command leaves an account past maintenance: every account it touched is examined.
+    touched = {e["account"] for e in decision.events if isinstance(e.get("account"), str)}
+    liquidations = examine(decision, touched | decision.examine_also)
+    if liquidations:
+        decision.result["liquidations"] = liquidations
     result = {"status": "accepted", "events": len(decision.events), **decision.result}
     return Outcome(result=result, events=decision.events, draft=decision.draft)
 

@@ -18,11 +18,12 @@ Invariant checked on every event: its postings sum to exactly zero, else Invaria
 from __future__ import annotations
 
 import dataclasses
+import decimal
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Protocol
 
-from crossmargin.app.model import CALLED, Account, Ledgers, Order, OrderType, mapping_delete
+from crossmargin.app.model import CALLED, Account, Ledgers, Order, OrderType, resting_key
 from crossmargin.core.errors import InvariantViolation
 from crossmargin.core.instrument import Instrument
 from crossmargin.core.numbers import ZERO
@@ -37,7 +38,6 @@ class StateLike(Protocol):
     instruments: dict[str, Instrument]
     accounts: Any
     marks: Any
-    order_ids: Any
     holders: Any
     ledgers: Ledgers
     sequence: int
@@ -95,8 +95,17 @@ def order_from_dict(data: dict[str, Any]) -> Order:
     )
 
 
+# Ledger sums are exact: no balance a command can produce needs more digits than this.
+_LEDGER_CONTEXT = decimal.Context(prec=60)
+
+
 def _apply_postings(state: StateLike, postings: list[list[Any]]) -> None:
     """Apply postings, replacing each touched account once (not once per posting)."""
+    with decimal.localcontext(_LEDGER_CONTEXT):
+        _apply_postings_exactly(state, postings)
+
+
+def _apply_postings_exactly(state: StateLike, postings: list[list[Any]]) -> None:
     wallets: dict[str, Decimal] = {}
     isolated_moves: dict[str, dict[tuple[str, str], Decimal]] = {}
     for ledger, raw_amount in postings:
@@ -112,6 +121,8 @@ def _apply_postings(state: StateLike, postings: list[list[Any]]) -> None:
             state.ledgers.insurance_fund += amount
         elif kind == "fee_income":
             state.ledgers.fee_income += amount
+        elif kind == "bad_debt":
+            state.ledgers.bad_debt += amount
         elif kind == "external":
             state.ledgers.external[rest] = state.ledgers.external.get(rest, ZERO) + amount
         else:
@@ -155,16 +166,16 @@ def _apply_order(state: StateLike, data: dict[str, Any]) -> None:
     orders = dict(account.orders)
     orders[order.order_id] = order
     state.accounts[order.account] = dataclasses.replace(account, orders=orders)
-    state.order_ids[order.order_id] = order.account
+    state.holders.add(resting_key(order.symbol), order.account)
 
 
-def _remove_order(state: StateLike, order_id: str) -> None:
-    account_id = state.order_ids[order_id]
+def _remove_order(state: StateLike, account_id: str, order_id: str) -> None:
     account = state.accounts[account_id]
     orders = dict(account.orders)
-    orders.pop(order_id, None)
+    removed = orders.pop(order_id, None)
     state.accounts[account_id] = dataclasses.replace(account, orders=orders)
-    mapping_delete(state.order_ids, order_id)
+    if removed is not None and not any(o.symbol == removed.symbol for o in orders.values()):
+        state.holders.discard(resting_key(removed.symbol), account_id)
 
 
 def _account_opened(state: StateLike, event: Event) -> None:
@@ -224,11 +235,12 @@ def evolve(state: StateLike, event: Event) -> None:
     if handler is not None:
         handler(state, event)
     postings = event.get("postings") or []
-    total = sum((Decimal(amount) for _, amount in postings), ZERO)
+    with decimal.localcontext(_LEDGER_CONTEXT):
+        total = sum((Decimal(amount) for _, amount in postings), ZERO)
     if total != 0:
         raise InvariantViolation(f"{event['type']} postings sum to {total}, not zero")
     if "order_removed" in event:
-        _remove_order(state, event["order_removed"])
+        _remove_order(state, event["account"], event["order_removed"])
     if "order" in event:
         _apply_order(state, event["order"])
     if "position" in event:

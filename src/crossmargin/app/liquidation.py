@@ -1,44 +1,61 @@
-"""The liquidation engine, run after every mark update (and funding settlement).
+"""The examination: after every accepted command, no account is left past maintenance.
 
-For each account holding the updated symbol, each scope (the cross account, each isolated
-position) at or below maintenance (MB <= MM) is liquidated by the exact core:
+What it owns: liquidation (Binance's published procedure: cancel orders, "smart" partial
+liquidation with a clearance fee, takeover at the bankruptcy price, insurance fund, ADL), the
+settlement of a bankrupt scope to exactly zero, and margin calls. docs/engine.md states the
+procedure and its invariants; the reference model in tests/model checks them after every step.
 
-1. ``LiquidationTriggered``; the scope's open orders are cancelled (their margin released).
-2. While the scope is still liquidatable: if its margin balance is positive, take its largest
-   position; if that position is above the first bracket, close just enough at the mark to bring
-   its notional down to the cap of the bracket below (partial liquidation, bracket by bracket),
-   else close it whole at the mark. The clearance fee (liquidation fee rate x notional closed,
-   capped at what the scope still has above zero) goes to the insurance fund.
-3. A scope whose margin balance is negative at the mark is bankrupt: every position in it is
-   closed at the mark. When the fund cannot cover the deficit, the largest position is first
-   auto-deleveraged: closed at its bankruptcy price against opposite positions of other
-   accounts, ranked by profit and effective leverage (``PnL% x leverage`` for profitable
-   positions, ``PnL% / leverage`` otherwise), at no fee; a remainder no counterparty can absorb
-   is closed at the mark.
-4. A scope left with no position and negative collateral (after 3, or after 2 by rounding dust)
-   is settled: the fund pays what it can of the realized deficit (``InsuranceFundPaid``) and what
-   is left is recorded as ``BadDebtRecorded`` (the collateral stays negative by that amount).
-   Every amount posted is on the money quantum: the fund pays the realized, quantized deficit,
-   and a fee capped by the margin balance is capped at that balance rounded down.
-Margin calls: a scope whose margin ratio reaches the threshold (default 80%) gets
-``MarginCallIssued`` once, and ``MarginCallCleared`` when it falls back below.
+The set examined after a command: every account its events name (own fills, ADL counterparties,
+funding payers...), plus the holders of a ticked symbol (pre-screened by floats, confirmed in
+Decimal) and every account with an open margin call. The smallest account id is examined first;
+a liquidation that touches other accounts (ADL counterparties) adds them back to the set.
+
+Examining an account, scope by scope (cross, then isolated slots by (symbol, slot)):
+* a scope without positions whose collateral is negative is settled: the insurance fund pays what
+  it can, the rest is bad debt (``bad_debt`` ledger);
+* a liquidatable scope (``MB <= MM``) is liquidated:
+  1. ``LiquidationTriggered``; open orders are cancelled (all of the account's for the cross
+     scope, as Binance does; the slot's for an isolated scope).
+  2. While liquidatable and ``MB >= 0``: the largest position is cut, at the mark, to the cap of
+     the first lower bracket after which ``MB - clearance fee > MM``, else closed whole. The
+     clearance fee (closed notional x liquidation fee rate, rounded up, capped at MB rounded
+     down) goes to the insurance fund. What is left after a full close stays with the trader.
+  3. ``MB < 0``: bankrupt. The deficit ``D = -MB`` is assigned to the losing positions, largest
+     loss first, each up to its own loss; a position's bankruptcy price is its mark moved by its
+     share per unit (toward its entry, rounded toward the mark), so closing every position at its
+     own price brings the scope to zero. Each position is taken over by the insurance fund as far
+     as the fund can pay the gap to the mark, the rest is auto-deleveraged at that price against
+     the opposite positions of other accounts on the same symbol (ranked by profit and effective
+     leverage), and what no counterparty can take closes at the mark. The scope is then settled
+     to exactly zero: dust left over goes to the fund, a deficit is paid by the fund, then
+     recorded as bad debt.
+then margin calls: ``MarginCallIssued`` once a scope's ratio ``MM / MB`` (rounded up) reaches 0.8
+or its MB is not positive, ``MarginCallCleared`` when it falls back or the scope is gone.
+
+Rounding: every amount posted is on the money quantum; bankruptcy prices are rounded toward the
+mark (``round_trigger_price``), so a counterparty is never closed beyond the exact price.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from decimal import ROUND_FLOOR, Decimal
+from typing import TYPE_CHECKING
 
 from crossmargin.app import screening
 from crossmargin.app.events import Event
 from crossmargin.app.model import CALLED, Account
 from crossmargin.app.trading import Fill, book_fill, isolated, wallet
-from crossmargin.app.views import book_for, scopes_at_risk
-from crossmargin.core.liquidation import Leg, bankruptcy_price
+from crossmargin.app.views import ScopeState, book_for, scope_names, scope_state
+from crossmargin.core.errors import InvariantViolation
 from crossmargin.core.margin import maintenance_margin, maintenance_terms
-from crossmargin.core.numbers import ZERO, round_balance_delta, round_requirement
-from crossmargin.core.position import Position
+from crossmargin.core.numbers import (
+    ZERO,
+    round_balance_delta,
+    round_requirement,
+    round_trigger_price,
+)
+from crossmargin.core.position import Position, Side
 from crossmargin.core.risk import total_risk
 
 if TYPE_CHECKING:
@@ -46,130 +63,133 @@ if TYPE_CHECKING:
 
 MARGIN_CALL_THRESHOLD = Decimal("0.8")
 QUANTITY_QUANTUM = Decimal("1e-8")
+MAX_PASSES = 200  # each pass of a liquidation removes a bracket or a position
+Key = tuple[str, str]
 
 
-def after_mark_update(d: Decision, symbol: str, *, screened: bool = True) -> dict[str, Any]:
-    """Liquidate and warn the holders of ``symbol`` after its mark moved.
+# -- which accounts to examine -------------------------------------------------------------------
 
-    With a screen (kept by the writer) only the accounts it flags, the accounts this command
-    already touched and those with an open margin call are confirmed by the Decimal core;
-    without one (or ``screened=False``, e.g. after funding moved every holder's wallet) every
-    holder is.
-    """
-    liquidations = 0
+
+def tick_candidates(d: Decision, symbol: str, *, screened: bool = True) -> set[str]:
+    """Holders of ``symbol`` worth confirming after its mark moved, plus open margin calls.
+
+    With the float screen (kept by the writer), only the holders it flags; without it (or
+    ``screened=False``, e.g. after funding moved every holder's balance) every holder."""
     holders = d.draft.holders.members(symbol)
-    # an open margin call is re-examined on every tick, even once its positions are gone
     called = set(d.draft.holders.members(CALLED))
     screen = d.draft.base.screen
-    if screened and screen is not None:
-        base = d.draft.base
-        if base.screen_dirty:  # committed changes the screen has not seen yet
-            screening.sync(base, base.screen_dirty)
-            base.screen_dirty = set()
-        price = d.draft.marks[symbol]
-        flagged = screen.tick(symbol, float(price), float(MARGIN_CALL_THRESHOLD))
-        overlay = d.draft.accounts.maps[0] if hasattr(d.draft.accounts, "maps") else {}
-        flagged |= {a for a in overlay if a in holders}
-        candidates = sorted((flagged & holders) | called)
-    else:
-        candidates = sorted(set(holders) | called)
-    for account_id in candidates:
-        for scope, *_rest, liquidatable in scopes_at_risk(d.draft, d.draft.accounts[account_id]):
-            if liquidatable:
-                liquidate_scope(d, account_id, scope)
-                liquidations += 1
-        _margin_calls(d, account_id)
-    return {"liquidations": liquidations} if liquidations else {}
+    if not screened or screen is None:
+        return set(holders) | called
+    base = d.draft.base
+    if base.screen_dirty:  # committed changes the screen has not seen yet
+        screening.sync(base, base.screen_dirty)
+        base.screen_dirty = set()
+    flagged = screen.tick(symbol, float(d.draft.marks[symbol]), float(MARGIN_CALL_THRESHOLD))
+    return (flagged & set(holders)) | called
 
 
-def refresh_margin_calls(d: Decision, account_id: str) -> None:
-    """Issue or clear ``account_id``'s margin calls after a command changed its balance or
-    positions (a client's fill, a deposit or withdrawal, a margin move), not only on ticks."""
+def examine(d: Decision, accounts: Iterable[str]) -> int:
+    """Examine ``accounts`` (and every account their liquidations touch); returns how many
+    scopes were liquidated."""
+    pending = {a for a in accounts if a in d.draft.accounts}
+    liquidations = 0
+    budget = 1000 + 20 * len(d.draft.accounts)  # a backstop: each liquidation closes positions
+    while pending:
+        budget -= 1
+        if budget < 0:
+            raise InvariantViolation("the examination did not settle: accounts keep re-entering")
+        account_id = min(pending)
+        pending.discard(account_id)
+        first = len(d.events)
+        liquidations += _examine_account(d, account_id)
+        for event in d.events[first:]:
+            other = event.get("account")
+            if isinstance(other, str) and other != account_id:
+                pending.add(other)
+    return liquidations
+
+
+def _examine_account(d: Decision, account_id: str) -> int:
+    liquidations = 0
+    for name in scope_names(d.draft.accounts[account_id]):
+        scope = _state(d, account_id, name)
+        if not scope.keys:
+            if scope.collateral < 0:
+                _settle(d, account_id, scope)
+        elif scope.liquidatable:
+            _liquidate(d, account_id, scope)
+            liquidations += 1
     _margin_calls(d, account_id)
+    return liquidations
+
+
+def _state(d: Decision, account_id: str, name: str) -> ScopeState:
+    return scope_state(d.draft, d.draft.accounts[account_id], name)
+
+
+def _ledger(account_id: str, scope: ScopeState) -> str:
+    if scope.key is None:
+        return wallet(account_id)
+    return isolated(account_id, *scope.key)
+
+
+# -- margin calls --------------------------------------------------------------------------------
 
 
 def _margin_calls(d: Decision, account_id: str) -> None:
     account = d.draft.accounts[account_id]
-    current = {scope: ratio for scope, _, _, ratio, _ in scopes_at_risk(d.draft, account)}
-    for scope, ratio in sorted(current.items()):
+    current = {}
+    for name in scope_names(account):
+        scope = scope_state(d.draft, account, name)
+        if scope.keys:
+            current[name] = scope.margin_ratio
+    for name, ratio in sorted(current.items()):
         high = ratio is None or ratio >= MARGIN_CALL_THRESHOLD
-        if high and scope not in account.margin_calls:
+        if high and name not in account.margin_calls:
             d.emit(
                 {
                     "type": "MarginCallIssued",
                     "account": account_id,
-                    "scope": scope,
+                    "scope": name,
                     "margin_ratio": ratio,
                     "threshold": MARGIN_CALL_THRESHOLD,
                 }
             )
-    for scope in sorted(account.margin_calls):
-        ratio = current.get(scope, ZERO)
-        if scope not in current or (ratio is not None and ratio < MARGIN_CALL_THRESHOLD):
-            d.emit({"type": "MarginCallCleared", "account": account_id, "scope": scope})
+    for name in sorted(account.margin_calls):
+        ratio = current.get(name, ZERO)
+        if name not in current or (ratio is not None and ratio < MARGIN_CALL_THRESHOLD):
+            d.emit({"type": "MarginCallCleared", "account": account_id, "scope": name})
 
 
-def _scope_positions(account: Account, scope: str) -> list[tuple[tuple[str, str], Position]]:
-    if scope == "cross":
-        return [(k, p) for k, p in account.positions.items() if not p.is_isolated]
-    _, symbol, slot = scope.split(":")
-    position = account.positions.get((symbol, slot))
-    return [] if position is None else [((symbol, slot), position)]
+# -- liquidation ---------------------------------------------------------------------------------
 
 
-def _scope_state(d: Decision, account_id: str, scope: str) -> tuple[Decimal, bool]:
-    """(margin balance, liquidatable) of one scope now."""
-    for name, collateral, risk, _, liquidatable in scopes_at_risk(
-        d.draft, d.draft.accounts[account_id]
-    ):
-        if name == scope:
-            return collateral + risk.unrealized_pnl, liquidatable
-    return ZERO, False
-
-
-def _collateral_ledger(account_id: str, scope: str) -> str:
-    if scope == "cross":
-        return wallet(account_id)
-    _, symbol, slot = scope.split(":")
-    return isolated(account_id, symbol, slot)
-
-
-def liquidate_scope(d: Decision, account_id: str, scope: str) -> None:
-    balance, _ = _scope_state(d, account_id, scope)
-    account = d.draft.accounts[account_id]
-    book = book_for(d.draft, account)
-    risk = total_risk(book, [p for p in book.positions if _in_scope(p, account, scope)])
+def _liquidate(d: Decision, account_id: str, scope: ScopeState) -> None:
     d.emit(
         {
             "type": "LiquidationTriggered",
             "account": account_id,
-            "scope": scope,
-            "margin_balance": balance,
-            "maintenance_margin": risk.maintenance_margin,
+            "scope": scope.name,
+            "margin_balance": scope.margin_balance,
+            "maintenance_margin": scope.risk.maintenance_margin,
         }
     )
-    _cancel_scope_orders(d, account_id, scope)
-    for _ in range(200):  # each pass removes a bracket or a position; the bound is a backstop
-        balance, liquidatable = _scope_state(d, account_id, scope)
-        positions = _scope_positions(d.draft.accounts[account_id], scope)
-        if not liquidatable or not positions:
+    _cancel_orders(d, account_id, scope)
+    for _ in range(MAX_PASSES):
+        scope = _state(d, account_id, scope.name)
+        if not scope.keys or not scope.liquidatable:
             break
-        if balance < 0:
-            _bankrupt(d, account_id, scope, -balance)
-            break
-        key, position = max(
-            positions, key=lambda item: (item[1].quantity * _mark(d, item[1]), item[0])
-        )
-        _reduce(d, account_id, scope, key, position, balance)
-    _settle_deficit(d, account_id, scope)
-
-
-def _in_scope(position: Position, account: Account, scope: str) -> bool:
-    if scope == "cross":
-        return not position.is_isolated
-    _, symbol, slot = scope.split(":")
-    held = account.positions.get((symbol, slot))
-    return held is not None and held.symbol == position.symbol and held.side is position.side
+        if scope.margin_balance < 0:
+            _bankrupt(d, account_id, scope)
+            return
+        positions = d.draft.accounts[account_id].positions
+        key = max(scope.keys, key=lambda k: (positions[k].quantity * _mark(d, positions[k]), k))
+        _reduce(d, account_id, scope, key, positions[key])
+    else:
+        raise InvariantViolation(f"{account_id} {scope.name}: liquidation did not finish")
+    scope = _state(d, account_id, scope.name)
+    if not scope.keys and scope.collateral < 0:  # rounding dust of the closes
+        _settle(d, account_id, scope)
 
 
 def _mark(d: Decision, position: Position) -> Decimal:
@@ -177,18 +197,10 @@ def _mark(d: Decision, position: Position) -> Decimal:
     return mark if mark is not None else position.entry_price
 
 
-def _cancel_scope_orders(d: Decision, account_id: str, scope: str) -> None:
+def _cancel_orders(d: Decision, account_id: str, scope: ScopeState) -> None:
     account = d.draft.accounts[account_id]
     for order in sorted(account.orders.values(), key=lambda o: o.order_id):
-        key = (order.symbol, order.position_side)
-        held = account.positions.get(key)
-        isolated_order = held is not None and held.is_isolated
-        mine = (
-            not isolated_order
-            if scope == "cross"
-            else scope == f"isolated:{order.symbol}:{order.position_side}"
-        )
-        if mine:
+        if scope.key is None or (order.symbol, order.position_side) == scope.key:
             d.emit(
                 {
                     "type": "OrderCancelled",
@@ -200,75 +212,62 @@ def _cancel_scope_orders(d: Decision, account_id: str, scope: str) -> None:
             )
 
 
-def _forced_close(
+def _close(
     account_id: str,
-    slot: str,
+    key: Key,
     position: Position,
     quantity: Decimal,
     price: Decimal,
     *,
     liquidity: str = "liquidation",
     event_type: str = "PositionLiquidated",
-    release_isolated: bool = True,
+    keep_margin: bool = True,
+    market_price: Decimal | None = None,
 ) -> Fill:
-    """A fee-free fill closing ``quantity`` of ``position`` (liquidation or ADL)."""
+    """A fee-free fill closing ``quantity`` of ``position`` (liquidation, takeover or ADL)."""
     return Fill(
         account=account_id,
         symbol=position.symbol,
         side=position.side.opposite,
-        slot=slot,
+        slot=key[1],
         quantity=quantity,
         price=price,
         fee_rate=ZERO,
         liquidity=liquidity,
         event_type=event_type,
-        release_isolated=release_isolated,
+        keep_margin=keep_margin,
+        market_price=market_price,
     )
 
 
-def _reduce(
-    d: Decision,
-    account_id: str,
-    scope: str,
-    key: tuple[str, str],
-    position: Position,
-    balance: Decimal,
-) -> None:
+def _clearance_fee(d: Decision, position: Position, closed: Decimal, balance: Decimal) -> Decimal:
+    """Owed to the fund (rounded up) but capped at what the scope still has (rounded down)."""
+    rate = d.draft.instruments[position.symbol].liquidation_fee_rate
+    owed = round_requirement(closed * _mark(d, position) * rate)
+    return min(owed, max(ZERO, round_balance_delta(balance)))
+
+
+def _reduce(d: Decision, account_id: str, scope: ScopeState, key: Key, position: Position) -> None:
     mark = _mark(d, position)
-    instrument = d.draft.instruments[position.symbol]
-    quantity = _partial_quantity(d, account_id, scope, position, balance, mark)
+    quantity = _partial_quantity(d, scope, position, mark)
     partial = quantity < position.quantity
-    # the fee is owed to the fund (rounded up) but capped at what the scope still has (rounded
-    # down), so every amount posted stays on the money quantum
-    fee = min(
-        round_requirement(quantity * mark * instrument.liquidation_fee_rate),
-        max(ZERO, round_balance_delta(balance)),
-    )
+    fee = _clearance_fee(d, position, quantity, scope.margin_balance)
     if fee > 0:
         d.emit(
             {
                 "type": "LiquidationFeeCharged",
                 "account": account_id,
-                "scope": scope,
+                "scope": scope.name,
                 "amount": fee,
-                "postings": [
-                    [_collateral_ledger(account_id, scope), -fee],
-                    ["insurance_fund", fee],
-                ],
+                "postings": [[_ledger(account_id, scope), -fee], ["insurance_fund", fee]],
             }
         )
-    fill = _forced_close(account_id, key[1], position, quantity, mark, release_isolated=False)
-    d.emit(book_fill(d.draft, fill, {"scope": scope, "partial": partial}))
+    # a partial cut keeps the isolated margin with the rest; a whole close releases what is left
+    fill = _close(account_id, key, position, quantity, mark, keep_margin=partial)
+    d.emit(book_fill(d.draft, fill, {"scope": scope.name, "partial": partial}))
 
 
-def _partial_quantity(
-    d: Decision,
-    account_id: str,
-    scope: str,
-    position: Position,
-    balance: Decimal,
-    mark: Decimal,
-) -> Decimal:
+def _partial_quantity(d: Decision, scope: ScopeState, position: Position, mark: Decimal) -> Decimal:
     """How much of ``position`` to close: the least, bracket by bracket, that restores margin.
 
     For each lower bracket, from the next one down, the position is cut to that bracket's cap;
@@ -280,119 +279,123 @@ def _partial_quantity(
     rules = d.draft.rules
     instrument = d.draft.instruments[position.symbol]
     index = maintenance_terms(rules, instrument, position, mark).bracket_index
-    scope_mm = next(
-        risk.maintenance_margin
-        for name, _, risk, _, _ in scopes_at_risk(d.draft, d.draft.accounts[account_id])
-        if name == scope
-    )
     position_mm = maintenance_margin(rules, instrument, position, mark)
+    balance = scope.margin_balance
     for lower in range(index - 1, -1, -1):
         cap = instrument.brackets[lower].cap
         if cap is None:
             continue
-        keep = (cap / mark).quantize(QUANTITY_QUANTUM, rounding="ROUND_FLOOR")
+        keep = (cap / mark).quantize(QUANTITY_QUANTUM, rounding=ROUND_FLOOR)
         if not 0 < keep < position.quantity:
             continue
         closed = position.quantity - keep
-        fee = min(
-            round_requirement(closed * mark * instrument.liquidation_fee_rate),
-            max(ZERO, round_balance_delta(balance)),
-        )
-        reduced = dataclasses.replace(
-            position,
+        fee = _clearance_fee(d, position, closed, balance)
+        reduced = Position(
+            symbol=position.symbol,
+            side=position.side,
             quantity=keep,
             entry_notional=position.entry_notional * keep / position.quantity,
+            leverage=position.leverage,
+            margin_mode=position.margin_mode,
         )
-        after_mm = scope_mm - position_mm + maintenance_margin(rules, instrument, reduced, mark)
+        after_mm = (
+            scope.risk.maintenance_margin
+            - position_mm
+            + maintenance_margin(rules, instrument, reduced, mark)
+        )
         if balance - fee > after_mm:
             return closed
     return position.quantity
 
 
-def _bankrupt(d: Decision, account_id: str, scope: str, deficit: Decimal) -> None:
-    """Close a scope whose margin balance is negative: ADL first when the fund cannot cover it.
-
-    The deficit itself is settled afterwards by :func:`_settle_deficit`, on the realized
-    (quantized) balance rather than on the exact negative margin balance.
-    """
-    if d.draft.ledgers.insurance_fund < deficit:
-        account = d.draft.accounts[account_id]
-        positions = _scope_positions(account, scope)
-        key, position = max(
-            positions, key=lambda item: (item[1].quantity * _mark(d, item[1]), item[0])
-        )
-        book = book_for(d.draft, account)
-        price = _bankruptcy_price(d, account, scope, position, book)
-        if price is not None:
-            _auto_deleverage(d, account_id, scope, key, position, price)
-    _close_all_at_mark(d, account_id, scope)
+# -- bankruptcy ----------------------------------------------------------------------------------
 
 
-def _settle_deficit(d: Decision, account_id: str, scope: str) -> None:
-    """A scope left with no position and negative collateral: the fund pays what it can and the
-    rest is recorded as bad debt (the collateral stays negative by that amount)."""
-    if _scope_positions(d.draft.accounts[account_id], scope):
-        return
-    left = -_collateral_balance(d, account_id, scope)
-    if left <= 0:
-        return
-    paid = min(left, d.draft.ledgers.insurance_fund)
-    if paid > 0:
-        d.emit(_fund_pays(account_id, scope, _collateral_ledger(account_id, scope), paid))
-    if left - paid > 0:
-        d.emit(
-            {
-                "type": "BadDebtRecorded",
-                "account": account_id,
-                "scope": scope,
-                "amount": left - paid,
-            }
-        )
+def bankruptcy_plan(
+    d: Decision, account_id: str, scope: ScopeState
+) -> list[tuple[Key, Position, Decimal, Decimal]]:
+    """(key, position, mark, bankruptcy price) for each position, in takeover order.
+
+    The deficit is assigned to the losing positions, largest loss first (then larger notional,
+    then key), each up to its own loss, so every price lies between the mark and the entry."""
+    positions = d.draft.accounts[account_id].positions
+    rows = []
+    for key in scope.keys:
+        position = positions[key]
+        mark = _mark(d, position)
+        rows.append((position.unrealized_pnl(mark), -position.notional(mark), key, position, mark))
+    rows.sort(key=lambda row: (row[0], row[1], row[2]))
+    left = -scope.margin_balance
+    plan = []
+    for pnl, _, key, position, mark in rows:
+        share = min(left, max(ZERO, -pnl))
+        left -= share
+        price = mark + position.side.sign * share / position.quantity
+        plan.append((key, position, mark, round_trigger_price(price, mark)))
+    return plan
 
 
-def _collateral_balance(d: Decision, account_id: str, scope: str) -> Decimal:
-    account = d.draft.accounts[account_id]
-    if scope == "cross":
-        return account.wallet
-    _, symbol, slot = scope.split(":")
-    return account.isolated.get((symbol, slot), ZERO)
+def _bankrupt(d: Decision, account_id: str, scope: ScopeState) -> None:
+    plan = bankruptcy_plan(d, account_id, scope)
+    d.emit(
+        {
+            "type": "ScopeBankrupt",
+            "account": account_id,
+            "scope": scope.name,
+            "deficit": -scope.margin_balance,
+            "prices": {f"{key[0]}:{key[1]}": price for key, _, _, price in plan},
+        }
+    )
+    extra = {"scope": scope.name}
+    for key, position, mark, price in plan:
+        gap = position.side.sign * (price - mark)
+        if gap == 0:
+            fill = _close(account_id, key, position, position.quantity, mark)
+            d.emit(book_fill(d.draft, fill, {**extra, "partial": False}))
+            continue
+        quantity = position.quantity
+        taken = _fund_takes(d.draft.ledgers.insurance_fund, position, quantity, price, mark)
+        if taken > 0:
+            fill = _close(account_id, key, position, taken, price, market_price=mark)
+            details = {"partial": taken < quantity, "taken_over_by": "insurance_fund"}
+            d.emit(book_fill(d.draft, fill, {**extra, **details}))
+        left = quantity - taken
+        if left > 0:
+            left = _auto_deleverage(d, account_id, scope, key, price, left)
+        if left > 0:  # no counterparty left: the rest closes at the mark, its gap unpaid
+            current = d.draft.accounts[account_id].positions[key]
+            fill = _close(account_id, key, current, left, mark)
+            d.emit(book_fill(d.draft, fill, {**extra, "partial": False}))
+    _settle(d, account_id, _state(d, account_id, scope.name), collect=True)
 
 
-def _fund_pays(account_id: str, scope: str, ledger: str, amount: Decimal) -> Event:
-    return {
-        "type": "InsuranceFundPaid",
-        "account": account_id,
-        "scope": scope,
-        "amount": amount,
-        "postings": [["insurance_fund", -amount], [ledger, amount]],
-    }
+def _fund_takes(
+    fund: Decimal, position: Position, quantity: Decimal, price: Decimal, mark: Decimal
+) -> Decimal:
+    """The most of ``quantity`` (on the quantity quantum) the fund can take over at ``price``:
+    its share, what a close at ``price`` realizes beyond a close at ``mark``, must not exceed
+    ``fund``."""
+    if _fund_share(position, quantity, price, mark) <= fund:
+        return quantity
+    gap = position.side.sign * (price - mark)
+    taken = min(quantity, (fund / gap).quantize(QUANTITY_QUANTUM, rounding=ROUND_FLOOR))
+    while taken > 0 and _fund_share(position, taken, price, mark) > fund:
+        taken -= QUANTITY_QUANTUM  # the two realized amounts round separately: at most a step
+    return taken
 
 
-def _close_all_at_mark(d: Decision, account_id: str, scope: str) -> None:
-    for key, position in sorted(_scope_positions(d.draft.accounts[account_id], scope)):
-        fill = _forced_close(account_id, key[1], position, position.quantity, _mark(d, position))
-        d.emit(book_fill(d.draft, fill, {"scope": scope, "partial": False}))
+def _fund_share(position: Position, quantity: Decimal, price: Decimal, mark: Decimal) -> Decimal:
+    closed_entry = position.entry_notional * quantity / position.quantity
+    sign = position.side.sign
+    at_price = round_balance_delta(sign * (quantity * price - closed_entry))
+    at_mark = round_balance_delta(sign * (quantity * mark - closed_entry))
+    return at_price - at_mark
 
 
-def _bankruptcy_price(
-    d: Decision, account: Account, scope: str, position: Position, book: Any
-) -> Decimal | None:
-    if scope == "cross":
-        moving = [p for p in book.cross_positions() if p.symbol == position.symbol]
-        fixed = account.wallet
-        for other in book.cross_positions():
-            if other.symbol != position.symbol:
-                fixed += other.unrealized_pnl(book.mark(other.symbol))
-    else:
-        moving = [p for p in book.positions if p.symbol == position.symbol and p.is_isolated]
-        moving = [p for p in moving if p.side is position.side]
-        fixed = moving[0].isolated_margin or ZERO
-    legs = [Leg(position=p, instrument=d.draft.instruments[p.symbol]) for p in moving]
-    return bankruptcy_price(d.draft.rules, legs, fixed, book.mark(position.symbol))
-
-
-def adl_ranking(d: Decision, symbol: str, side: Any, exclude: str) -> list[tuple[str, str]]:
-    """Opposite positions on ``symbol`` ranked for auto-deleveraging, best candidate first."""
+def adl_ranking(d: Decision, symbol: str, side: Side, exclude: str) -> list[tuple[str, str]]:
+    """Opposite positions on ``symbol`` ranked for auto-deleveraging, best candidate first:
+    ``PnL% x effective leverage`` when in profit, ``PnL% / effective leverage`` otherwise, with
+    ``effective leverage = notional / margin balance`` of the position's scope."""
     ranked: list[tuple[Decimal, str, str]] = []
     for account_id in sorted(d.draft.holders.members(symbol)):
         if account_id == exclude:
@@ -404,13 +407,8 @@ def adl_ranking(d: Decision, symbol: str, side: Any, exclude: str) -> list[tuple
             mark = _mark(d, position)
             pnl = position.unrealized_pnl(mark)
             pnl_pct = pnl / position.entry_notional
-            if position.is_isolated:
-                margin_balance = account.isolated.get((symbol, slot), ZERO) + pnl
-            else:
-                book = book_for(d.draft, account)
-                cross = total_risk(book, book.cross_positions())
-                margin_balance = account.wallet + cross.unrealized_pnl
-            leverage = position.notional(mark) / margin_balance if margin_balance > 0 else None
+            balance = _scope_balance(d, account, (symbol, slot), position, pnl)
+            leverage = position.notional(mark) / balance if balance > 0 else None
             if leverage is None:
                 score = pnl_pct * Decimal("1e9") if pnl_pct >= 0 else pnl_pct
             else:
@@ -420,56 +418,81 @@ def adl_ranking(d: Decision, symbol: str, side: Any, exclude: str) -> list[tuple
     return [(account_id, slot) for _, account_id, slot in ranked]
 
 
+def _scope_balance(
+    d: Decision, account: Account, key: Key, position: Position, pnl: Decimal
+) -> Decimal:
+    if position.is_isolated:
+        return account.isolated.get(key, ZERO) + pnl
+    book = book_for(d.draft, account)
+    return account.wallet + total_risk(book, book.cross_positions()).unrealized_pnl
+
+
 def _auto_deleverage(
-    d: Decision,
-    account_id: str,
-    scope: str,
-    key: tuple[str, str],
-    position: Position,
-    price: Decimal,
-) -> None:
-    remaining = position.quantity
+    d: Decision, account_id: str, scope: ScopeState, key: Key, price: Decimal, left: Decimal
+) -> Decimal:
+    """Close up to ``left`` of the bankrupt position at ``price`` against ranked counterparties;
+    returns what no counterparty could take."""
+    position = d.draft.accounts[account_id].positions[key]
     for other_id, slot in adl_ranking(d, position.symbol, position.side.opposite, account_id):
-        if remaining <= 0:
+        if left <= 0:
             break
         other = d.draft.accounts[other_id].positions[(position.symbol, slot)]
-        take = min(remaining, other.quantity)
-        d.emit(
-            book_fill(
-                d.draft,
-                _forced_close(
-                    other_id,
-                    slot,
-                    other,
-                    take,
-                    price,
-                    liquidity="adl",
-                    event_type="PositionAutoDeleveraged",
-                ),
-                {"against": account_id},
-            )
+        take = min(left, other.quantity)
+        counterparty = _close(
+            other_id,
+            (position.symbol, slot),
+            other,
+            take,
+            price,
+            liquidity="adl",
+            event_type="PositionAutoDeleveraged",
+            keep_margin=False,
         )
-        d.emit(
-            book_fill(
-                d.draft,
-                _forced_close(
-                    account_id,
-                    key[1],
-                    position,
-                    take,
-                    price,
-                    liquidity="adl",
-                    release_isolated=False,
-                ),
-                {"scope": scope, "partial": take < remaining, "against": other_id},
-            )
-        )
-        # The bankruptcy price can lie beyond the mark (the mark gapped past it), so the
-        # counterparty may realize a loss that overdraws its collateral: a scope left without
-        # positions is settled like any other (fund, then bad debt) rather than left negative.
-        other_scope = f"isolated:{position.symbol}:{slot}" if other.is_isolated else "cross"
-        _settle_deficit(d, other_id, other_scope)
-        remaining -= take
+        d.emit(book_fill(d.draft, counterparty, {"against": account_id}))
+        current = d.draft.accounts[account_id].positions[key]
+        own = _close(account_id, key, current, take, price, liquidity="adl")
+        extra = {"scope": scope.name, "partial": take < current.quantity, "against": other_id}
+        d.emit(book_fill(d.draft, own, extra))
+        left -= take
+    return left
 
 
-__all__ = ["after_mark_update", "dataclasses", "refresh_margin_calls"]
+def _settle(d: Decision, account_id: str, scope: ScopeState, *, collect: bool = False) -> None:
+    """Bring a scope without positions to exactly zero: a surplus (only after a bankruptcy,
+    ``collect``) goes to the fund; a deficit is paid by the fund, then recorded as bad debt."""
+    ledger = _ledger(account_id, scope)
+    balance = scope.collateral
+    if balance > 0 and collect:
+        d.emit(_posting_event("InsuranceFundCollected", account_id, scope, balance, ledger))
+        return
+    if balance >= 0:
+        return
+    paid = min(-balance, d.draft.ledgers.insurance_fund)
+    if paid > 0:
+        event = _posting_event("InsuranceFundPaid", account_id, scope, paid, ledger)
+        d.emit(event)
+    unpaid = -balance - paid
+    if unpaid > 0:
+        event = _posting_event("BadDebtRecorded", account_id, scope, unpaid, ledger)
+        d.emit(event)
+
+
+def _posting_event(
+    kind: str, account_id: str, scope: ScopeState, amount: Decimal, ledger: str
+) -> Event:
+    other = {
+        "InsuranceFundCollected": "insurance_fund",
+        "InsuranceFundPaid": "insurance_fund",
+        "BadDebtRecorded": "bad_debt",
+    }[kind]
+    into_scope = amount if kind != "InsuranceFundCollected" else -amount
+    return {
+        "type": kind,
+        "account": account_id,
+        "scope": scope.name,
+        "amount": amount,
+        "postings": [[ledger, into_scope], [other, -into_scope]],
+    }
+
+
+__all__ = ["MARGIN_CALL_THRESHOLD", "adl_ranking", "bankruptcy_plan", "examine", "tick_candidates"]

@@ -22,11 +22,11 @@ from typing import Any
 from crossmargin.app.commands import decimal_field
 from crossmargin.app.decide import Decision, account_of, reject, symbol_of
 from crossmargin.app.events import Event, order_to_dict
-from crossmargin.app.liquidation import after_mark_update, refresh_margin_calls
-from crossmargin.app.model import BOTH, Account, Order, OrderType, Reason
+from crossmargin.app.liquidation import tick_candidates
+from crossmargin.app.model import BOTH, Account, Order, OrderType, Reason, resting_key
 from crossmargin.app.trading import Fill, book_fill, increasing_quantity, slot_for, wallet
 from crossmargin.app.views import free_margin
-from crossmargin.core.margin import open_loss
+from crossmargin.core.margin import open_order_cost
 from crossmargin.core.numbers import ZERO, round_balance_delta, round_requirement
 from crossmargin.core.position import PositionMode, Side
 
@@ -46,8 +46,8 @@ def place_order(d: Decision, c: dict[str, Any], matching: str) -> None:
     account = account_of(d, c)
     symbol = symbol_of(d, c)
     order_id = str(c["order_id"])
-    if order_id in d.draft.order_ids:
-        raise reject(Reason.DUPLICATE_ORDER_ID, f"order id {order_id!r} is in use")
+    if order_id in account.orders:  # unique per account: another account's ids are not ours
+        raise reject(Reason.DUPLICATE_ORDER_ID, f"you have an open order {order_id!r}")
     side = _side(c)
     if account.position_mode is PositionMode.HEDGE and c.get("position_side") is None:
         raise reject(Reason.POSITION_SIDE_MISMATCH, "hedge mode needs position_side long or short")
@@ -80,16 +80,10 @@ def place_order(d: Decision, c: dict[str, Any], matching: str) -> None:
     _check_leverage(d, account, symbol, slot, side, increasing, fill_price)
     cost = ZERO
     if increasing > 0:
-        leverage = account.leverage_for(symbol)
-        cost = increasing * fill_price / leverage + open_loss(side, increasing, order_price, mark)
-        taker = d.draft.instruments[symbol].taker_fee_rate
+        cost = _cost(d, account, symbol, side, increasing, fill_price, order_price, mark)
         if immediate:
-            cost += increasing * fill_price * taker
-        if d.draft.rules.close_fee_in_initial_margin:
-            # Bybit: IM includes the fee to close at the bankruptcy price, EP x (1 -/+ 1/lev)
-            bankrupt = fill_price * (1 - side.sign / leverage)
-            cost += increasing * bankrupt * taker
-        cost = round_requirement(cost)
+            taker = d.draft.instruments[symbol].taker_fee_rate
+            cost = round_requirement(cost + increasing * fill_price * taker)
         free = free_margin(d.draft, account)
         if cost > free:
             raise reject(
@@ -116,7 +110,45 @@ def place_order(d: Decision, c: dict[str, Any], matching: str) -> None:
         rate = d.draft.instruments[symbol].taker_fee_rate
         fill_order(d, order, quantity, mark, rate, "taker")
         d.result["filled"] = True
-        refresh_margin_calls(d, account.account_id)
+
+
+def _cost(
+    d: Decision,
+    account: Account,
+    symbol: str,
+    side: Side,
+    increasing: Decimal,
+    fill_price: Decimal,
+    order_price: Decimal,
+    mark: Decimal,
+) -> Decimal:
+    """Binance's cost to open (IM at the fill price + open loss), plus Bybit's fee to close at
+    the bankruptcy price where the venue charges it; rounded up. No trading fee."""
+    leverage = account.leverage_for(symbol)
+    cost = open_order_cost(
+        side=side, quantity=increasing, price=order_price, mark=mark, leverage=leverage
+    )
+    cost += increasing * (fill_price - order_price) / leverage  # IM at the fill price
+    if d.draft.rules.close_fee_in_initial_margin:
+        # Bybit: IM includes the fee to close at the bankruptcy price, EP x (1 -/+ 1/lev)
+        bankrupt = fill_price * (1 - side.sign / leverage)
+        cost += increasing * bankrupt * d.draft.instruments[symbol].taker_fee_rate
+    return round_requirement(cost)
+
+
+def reserve_for(d: Decision, account: Account, order: Order) -> Decimal:
+    """What a resting order reserves against ``account`` as it is now (its leverage, its
+    position, the current mark): the cost of its increasing part at its limit price."""
+    symbol, price = order.symbol, order.price
+    mark = d.draft.marks.get(symbol)
+    if order.reduce_only or price is None or mark is None:
+        return order.reserved
+    increasing = increasing_quantity(
+        account, symbol, order.position_side, order.side, order.quantity
+    )
+    if increasing == 0:
+        return ZERO
+    return _cost(d, account, symbol, order.side, increasing, price, price, mark)
 
 
 def _check_leverage(
@@ -206,21 +238,30 @@ def cancel_order(d: Decision, c: dict[str, Any], _: str) -> None:
 
 
 def report_fill(d: Decision, c: dict[str, Any], matching: str) -> None:
+    """External matching: the venue reports a fill of an account's open order. A limit order
+    never fills worse than its limit (FILL_PRICE_BEYOND_LIMIT); the account is then examined
+    like after any other fill."""
     if matching != "external":
         raise reject(Reason.EXTERNAL_MATCHING_ONLY, "this engine matches orders itself")
+    account = account_of(d, c)
     order_id = str(c["order_id"])
-    account_id = d.draft.order_ids.get(order_id)
-    if account_id is None:
-        raise reject(Reason.UNKNOWN_ORDER, f"no open order {order_id!r}")
-    order = d.draft.accounts[account_id].orders[order_id]
+    order = account.orders.get(order_id)
+    if order is None:
+        raise reject(Reason.UNKNOWN_ORDER, f"no open order {order_id!r} on this account")
     quantity = decimal_field(c, "quantity")
     if quantity > order.quantity:
         raise reject(Reason.FILL_EXCEEDS_ORDER, f"{quantity} exceeds the open {order.quantity}")
+    price = decimal_field(c, "price")
+    if order.price is not None and order.side.sign * (price - order.price) > 0:
+        word = "above" if order.side is Side.LONG else "below"
+        raise reject(
+            Reason.FILL_PRICE_BEYOND_LIMIT,
+            f"a fill at {price} is {word} the order's limit {order.price}",
+        )
     liquidity = c.get("liquidity", "taker")
     instrument = d.draft.instruments[order.symbol]
     rate = instrument.maker_fee_rate if liquidity == "maker" else instrument.taker_fee_rate
-    fill_order(d, order, quantity, decimal_field(c, "price"), rate, liquidity)
-    refresh_margin_calls(d, order.account)
+    fill_order(d, order, quantity, price, rate, liquidity)
 
 
 def update_mark(d: Decision, c: dict[str, Any], matching: str) -> None:
@@ -229,18 +270,18 @@ def update_mark(d: Decision, c: dict[str, Any], matching: str) -> None:
     d.emit({"type": "MarkPriceUpdated", "symbol": symbol, "price": price})
     if matching == "simulated":
         _fill_resting(d, symbol, price)
-    d.result.update(after_mark_update(d, symbol))
+    d.examine_also |= tick_candidates(d, symbol)
 
 
 def _fill_resting(d: Decision, symbol: str, mark: Decimal) -> None:
     resting = sorted(
         (
             order
-            for account_id in sorted(set(d.draft.order_ids.values()))
+            for account_id in d.draft.holders.members(resting_key(symbol))
             for order in d.draft.accounts[account_id].orders.values()
             if order.symbol == symbol and order.price is not None
         ),
-        key=lambda order: order.order_id,
+        key=lambda order: (order.order_id, order.account),
     )
     rate = d.draft.instruments[symbol].maker_fee_rate
     for order in resting:
@@ -286,7 +327,7 @@ def settle_funding(d: Decision, c: dict[str, Any], _: str) -> None:
             "postings": postings,
         }
     )
-    d.result.update(after_mark_update(d, symbol))
+    d.examine_also |= tick_candidates(d, symbol, screened=False)
 
 
 ORDER_HANDLERS: dict[str, Callable[[Decision, dict[str, Any], str], None]] = {

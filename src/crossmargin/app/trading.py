@@ -1,19 +1,36 @@
 """Booking a fill: position after, realized PnL, fees, isolated margin moves, as one event.
 
-Units and rounding:
+Units and rounding (quantities in base units, money in the settle asset):
   closed entry notional = entry_notional * closed / quantity   (exact to 28 digits)
   realized PnL          = s * (closed * price - closed entry notional), rounded down
                           (``round_balance_delta``: the trader never gets the dust)
-  fee                   = quantity * price * fee rate, rounded up (``round_requirement``)
-  isolated margin in    = opened * price / leverage, rounded up, from the cross wallet
-  isolated margin out   = on reduction, the closed fraction of the isolated margin (after the
-                          realized PnL was booked into it); everything on a full close
-A fill larger than an opposite one-way position closes it and opens the rest on the other side
-(a flip) inside the same event.
+  fees                  = closed * price * rate and opened * price * rate, each rounded up
+                          (``round_requirement``); the event's ``fee`` is their sum
+A fill is split into the part that closes the position (``closed``) and the part that opens or
+increases one (``opened``); a fill larger than an opposite one-way position closes it and opens
+the rest on the other side (a flip) inside the same event.
+
+Where the money goes:
+  cross                 realized PnL and both fees: the cross wallet
+  isolated, closing     a full close releases the slot's margin plus the realized PnL minus the
+                        closing fee to the wallet when that is not negative (a negative remainder
+                        stays in the slot, for the insurance fund or bad debt to settle: an
+                        isolated loss never reaches the cross wallet); a partial close releases
+                        its share of the margin (rounded down) plus its realized PnL minus its
+                        fee, when positive, and leaves the rest with the remaining position. A
+                        partial liquidation and every close of a bankrupt scope release nothing
+                        (``keep_margin``): the margin stays in the scope.
+  isolated, opening     opened * price / leverage (rounded up) moves from the wallet to the slot;
+                        the opening fee is paid from the wallet, so the position starts with
+                        exactly its initial margin.
+  fund takeover         (``market_price`` set) the insurance fund takes the position over at the
+                        fill price: the market pays what a close at ``market_price`` would
+                        realize, the fund pays the rest.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -21,7 +38,7 @@ from typing import Any
 from crossmargin.app.events import Event, StateLike, order_to_dict, position_to_dict
 from crossmargin.app.model import BOTH, Account, Order
 from crossmargin.core.numbers import ZERO, round_balance_delta, round_requirement
-from crossmargin.core.position import MarginMode, Position, Side
+from crossmargin.core.position import Position, Side
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,7 +54,8 @@ class Fill:
     order: Order | None = None
     event_type: str = "OrderFilled"
     counterparty: str = "external:trading"
-    release_isolated: bool = True  # False for a partial liquidation: margin stays in the scope
+    keep_margin: bool = False  # partial liquidation, bankrupt scope: isolated margin stays put
+    market_price: Decimal | None = None  # a fund takeover: the fund pays the gap to this price
 
 
 def wallet(account_id: str) -> str:
@@ -48,56 +66,65 @@ def isolated(account_id: str, symbol: str, slot: str) -> str:
     return f"isolated:{account_id}:{symbol}:{slot}"
 
 
+def _post(postings: list[list[Any]], *pairs: tuple[str, Decimal]) -> None:
+    """Append posting pairs, leaving out zero amounts."""
+    if any(amount != 0 for _, amount in pairs):
+        postings.extend([ledger, amount] for ledger, amount in pairs)
+
+
 def book_fill(state: StateLike, fill: Fill, extra: dict[str, Any] | None = None) -> Event:
     """The event for ``fill`` against the current state of its account."""
     account: Account = state.accounts[fill.account]
     key = (fill.symbol, fill.slot)
     position = account.positions.get(key)
-    mode = position.margin_mode if position is not None else account.mode_for(fill.symbol)
-    leverage = account.leverage_for(fill.symbol)
+    own_wallet = wallet(fill.account)
+    slot_ledger = isolated(fill.account, fill.symbol, fill.slot)
     postings: list[list[Any]] = []
-    iso_ledger = isolated(fill.account, fill.symbol, fill.slot)
-    iso_balance = account.isolated.get(key, ZERO)
 
     closed = ZERO
     realized = ZERO
+    fee_close = ZERO
     opened = fill.quantity
     after: Position | None = position
     if position is not None and position.side is not fill.side:
         closed = min(fill.quantity, position.quantity)
         opened = fill.quantity - closed
         closed_entry = position.entry_notional * closed / position.quantity
-        realized = round_balance_delta(position.side.sign * (closed * fill.price - closed_entry))
+        sign = position.side.sign
+        realized = round_balance_delta(sign * (closed * fill.price - closed_entry))
+        fee_close = round_requirement(closed * fill.price * fill.fee_rate)
         remaining = position.quantity - closed
         after = (
             None
             if remaining == 0
-            else Position(
-                symbol=position.symbol,
-                side=position.side,
+            else dataclasses.replace(
+                position,
                 quantity=remaining,
                 entry_notional=position.entry_notional - closed_entry,
-                leverage=position.leverage,
-                margin_mode=position.margin_mode,
             )
         )
-        scope = iso_ledger if mode is MarginMode.ISOLATED else wallet(fill.account)
-        if realized != 0:
-            postings += [[scope, realized], [fill.counterparty, -realized]]
-        if mode is MarginMode.ISOLATED:
-            iso_after_pnl = iso_balance + realized
+        collateral = slot_ledger if position.is_isolated else own_wallet
+        if fill.market_price is None:
+            _post(postings, (collateral, realized), (fill.counterparty, -realized))
+        else:
+            at_market = round_balance_delta(sign * (closed * fill.market_price - closed_entry))
+            _post(
+                postings,
+                (collateral, realized),
+                (fill.counterparty, -at_market),
+                ("insurance_fund", at_market - realized),
+            )
+        if position.is_isolated:  # a cross closing fee is paid with the opening fee, below
+            _post(postings, (collateral, -fee_close), ("fee_income", fee_close))
+        if position.is_isolated and not fill.keep_margin:
+            margin = account.isolated.get(key, ZERO)
             if after is None:
-                # A forced close keeps a deficit inside the isolated ledger, for the insurance
-                # fund (or bad debt) to settle: isolated losses never reach the cross wallet.
-                forced = fill.liquidity in ("liquidation", "adl")
-                release = max(ZERO, iso_after_pnl) if forced else iso_after_pnl
-            elif fill.release_isolated:
-                release = round_balance_delta(iso_after_pnl * closed / position.quantity)
+                release = max(ZERO, margin + realized - fee_close)
             else:
-                release = ZERO
-            if release != 0:
-                postings += [[iso_ledger, -release], [wallet(fill.account), release]]
-            iso_balance = iso_after_pnl - release
+                share = round_balance_delta(margin * closed / position.quantity)
+                release = max(ZERO, share + realized - fee_close)
+            _post(postings, (slot_ledger, -release), (own_wallet, release))
+    fee_open = round_requirement(opened * fill.price * fill.fee_rate)
     if opened > 0:
         if after is None:
             after = Position(
@@ -105,30 +132,20 @@ def book_fill(state: StateLike, fill: Fill, extra: dict[str, Any] | None = None)
                 side=fill.side,
                 quantity=opened,
                 entry_notional=opened * fill.price,
-                leverage=leverage,
-                margin_mode=mode,
+                leverage=account.leverage_for(fill.symbol),
+                margin_mode=account.mode_for(fill.symbol),
             )
         else:
-            after = Position(
-                symbol=after.symbol,
-                side=after.side,
+            after = dataclasses.replace(
+                after,
                 quantity=after.quantity + opened,
                 entry_notional=after.entry_notional + opened * fill.price,
-                leverage=after.leverage,
-                margin_mode=after.margin_mode,
             )
-        if mode is MarginMode.ISOLATED:
-            margin = round_requirement(opened * fill.price / leverage)
-            postings += [[wallet(fill.account), -margin], [iso_ledger, margin]]
-            iso_balance += margin
-    fee = round_requirement(fill.quantity * fill.price * fill.fee_rate)
-    if fee > 0:
-        payer = (
-            iso_ledger
-            if mode is MarginMode.ISOLATED and after is not None
-            else wallet(fill.account)
-        )
-        postings += [[payer, -fee], ["fee_income", fee]]
+        if after.is_isolated:
+            margin_in = round_requirement(opened * fill.price / after.leverage)
+            _post(postings, (own_wallet, -margin_in), (slot_ledger, margin_in))
+    wallet_fee = fee_open + (fee_close if position is not None and not position.is_isolated else 0)
+    _post(postings, (own_wallet, -wallet_fee), ("fee_income", wallet_fee))
     event: Event = {
         "type": fill.event_type,
         "account": fill.account,
@@ -138,7 +155,7 @@ def book_fill(state: StateLike, fill: Fill, extra: dict[str, Any] | None = None)
         "quantity": fill.quantity,
         "price": fill.price,
         "liquidity": fill.liquidity,
-        "fee": fee,
+        "fee": fee_close + fee_open,
         "realized_pnl": realized,
         "position": {
             "account": fill.account,
@@ -154,18 +171,7 @@ def book_fill(state: StateLike, fill: Fill, extra: dict[str, Any] | None = None)
         if left > 0:
             share = fill.order.reserved * left / fill.order.quantity
             event["order"] = order_to_dict(
-                Order(
-                    order_id=fill.order.order_id,
-                    account=fill.order.account,
-                    symbol=fill.order.symbol,
-                    side=fill.order.side,
-                    position_side=fill.order.position_side,
-                    order_type=fill.order.order_type,
-                    quantity=left,
-                    price=fill.order.price,
-                    reduce_only=fill.order.reduce_only,
-                    reserved=round_requirement(share),
-                )
+                dataclasses.replace(fill.order, quantity=left, reserved=round_requirement(share))
             )
         elif fill.order.order_id in account.orders:
             event["order_removed"] = fill.order.order_id

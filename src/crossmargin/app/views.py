@@ -7,6 +7,7 @@ margins attached to their positions, marks from state) and asks core.risk.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from decimal import Decimal
 
 from crossmargin.app.events import StateLike
@@ -15,12 +16,66 @@ from crossmargin.core.numbers import ZERO
 from crossmargin.core.position import Position
 from crossmargin.core.risk import Book, Risk, is_liquidatable, margin_ratio, total_risk
 
+CROSS = "cross"
+Key = tuple[str, str]  # (symbol, slot)
 
-def slot_key(position: Position, account: Account) -> tuple[str, str]:
-    for key, held in account.positions.items():
-        if held is position or (key[0] == position.symbol and held.side is position.side):
-            return key
-    raise KeyError(position.symbol)
+
+def isolated_scope(key: Key) -> str:
+    return f"isolated:{key[0]}:{key[1]}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScopeState:
+    """One scope of an account now: the cross scope or one isolated slot.
+
+    ``keys`` are the positions in it (none when only its collateral is left)."""
+
+    name: str  # "cross" or "isolated:<symbol>:<slot>"
+    key: Key | None  # the isolated slot; None for cross
+    collateral: Decimal
+    keys: tuple[Key, ...]
+    risk: Risk
+
+    @property
+    def margin_balance(self) -> Decimal:
+        return self.collateral + self.risk.unrealized_pnl
+
+    @property
+    def liquidatable(self) -> bool:
+        return is_liquidatable(self.collateral, self.risk)
+
+    @property
+    def margin_ratio(self) -> Decimal | None:
+        return margin_ratio(self.collateral, self.risk)
+
+
+def scope_names(account: Account) -> list[str]:
+    """The account's scopes in examination order: cross, then isolated slots by (symbol, slot);
+    a slot or wallet without positions is listed while it holds negative collateral."""
+    names = []
+    if account.wallet < 0 or any(not p.is_isolated for p in account.positions.values()):
+        names.append(CROSS)
+    slots = {k for k, p in account.positions.items() if p.is_isolated} | {
+        k for k, margin in account.isolated.items() if margin != 0
+    }
+    names += [isolated_scope(key) for key in sorted(slots)]
+    return names
+
+
+def scope_state(state: StateLike, account: Account, name: str) -> ScopeState:
+    book = book_for(state, account)
+    if name == CROSS:
+        keys = tuple(sorted(k for k, p in account.positions.items() if not p.is_isolated))
+        risk = total_risk(book, [account.positions[k] for k in keys])
+        return ScopeState(name=name, key=None, collateral=account.wallet, keys=keys, risk=risk)
+    _, symbol, slot = name.split(":")
+    key = (symbol, slot)
+    collateral = account.isolated.get(key, ZERO)
+    position = account.positions.get(key)
+    if position is None or not position.is_isolated:
+        return ScopeState(name=name, key=key, collateral=collateral, keys=(), risk=Risk())
+    risk = total_risk(book, [dataclasses.replace(position, isolated_margin=collateral)])
+    return ScopeState(name=name, key=key, collateral=collateral, keys=(key,), risk=risk)
 
 
 def positions_with_margin(account: Account) -> tuple[Position, ...]:
