@@ -317,6 +317,7 @@ class Harness:
         self.commands = 0
         self.engine_view = engine_state(self.engine, self.brackets)
         self.results: list[dict[str, Any]] = []  # the engine's answers to the last run
+        self.history: list[tuple[list[dict[str, Any]], list[str]]] = []  # to replay a failure
 
     def run(self, command: dict[str, Any], principal: str = "operator") -> Outcome:
         return self.run_batch([command], [principal])[0]
@@ -324,6 +325,7 @@ class Harness:
     def run_batch(self, commands: list[dict[str, Any]], principals: list[str]) -> list[Outcome]:
         """One engine batch (one group commit); the model takes the commands one by one."""
         self.commands += len(commands)
+        self.history.append((commands, principals))
         if not self.with_engine:  # the model alone, judged by its own invariants
             outcomes = [self.model.execute(command) for command in commands]
             events = [e for outcome in outcomes for e in outcome.events]

@@ -50,6 +50,7 @@ class EngineVersusModel(OrderRules, RuleBasedStateMachine):
         self.harness = Harness()
         self.sequence = 0
         self.orders = 0
+        self.keys: set[tuple[str, str]] = set()  # (principal, command id) already sent
         # logged commands: (command, principal, the engine's first answer)
         self.logged: list[tuple[dict[str, Any], str, dict[str, Any]]] = []
 
@@ -71,6 +72,7 @@ class EngineVersusModel(OrderRules, RuleBasedStateMachine):
         return self.submit([self.command(kind, **fields)], ["operator"])[0]
 
     def submit(self, commands: list[dict[str, Any]], principals: list[str]) -> list[bool]:
+        self.keys |= {(p, c["command_id"]) for p, c in zip(principals, commands, strict=True)}
         outcomes = self.harness.run_batch(commands, principals)
         for index, outcome in enumerate(outcomes):
             if outcome.reason != "INVALID_COMMAND" and self.harness.with_engine:
@@ -234,12 +236,13 @@ class EngineVersusModel(OrderRules, RuleBasedStateMachine):
         assert self.harness.engine.state_hash() == before
 
     @precondition(lambda self: bool(self.logged))
-    @rule(pick=st.integers(0, 10000), account=accounts)
-    def same_id_other_principal(self, pick: int, account: str) -> None:
+    @rule(pick=st.integers(0, 10000), account=accounts, feed=st.booleans())
+    def same_id_other_principal(self, pick: int, account: str, feed: bool) -> None:
         """Command ids are per principal: another principal's identical id is a new command."""
-        command, principal, _ = self.logged[pick % len(self.logged)]
-        other = f"account:{account}" if principal == "operator" else "operator"
-        self.submit([dict(command)], [other])
+        command, _, _ = self.logged[pick % len(self.logged)]
+        other = "feed" if feed else f"account:{account}"
+        if (other, command["command_id"]) not in self.keys:
+            self.submit([dict(command)], [other])
 
     @rule(
         kinds=st.lists(
@@ -337,6 +340,7 @@ class ExternalEngineVersusModel(EngineVersusModel):
         at = price(order.symbol, base * (1 - Decimal(order.side * offset) / 1000))
         self.run(
             "report_fill",
+            account=order.account,
             order_id=order.order_id,
             quantity=text(qty),
             price=text(at),

@@ -175,8 +175,8 @@ class OrderRules:
         open_orders = [
             o for a in sorted(self.model.accounts) for o in self.model.accounts[a].orders.values()
         ]
-        if not open_orders or self.harness.model.state.external_matching:
-            return  # (report_fill names an order by id alone)
+        if not open_orders:
+            return
         taken = open_orders[pick % len(open_orders)]
         mark = self.model.marks[taken.symbol]
         limit = price(taken.symbol, mark * (1 + Decimal(offset) / 1000))

@@ -30,7 +30,7 @@ FIELDS: dict[str, tuple[set[str], set[str]]] = {
         {"price", "reduce_only", "position_side"},
     ),
     "cancel_order": ({"account", "order_id"}, set()),
-    "report_fill": ({"order_id", "quantity", "price"}, {"liquidity", "account"}),
+    "report_fill": ({"account", "order_id", "quantity", "price"}, {"liquidity"}),
     "update_mark": ({"symbol", "price"}, set()),
     "settle_funding": ({"symbol", "rate"}, set()),
     "seed_insurance_fund": ({"amount"}, set()),

@@ -359,14 +359,10 @@ class ReferenceModel:
     def _report_fill(self, c: dict[str, Any], events: list[Event], named: set[str]) -> None:
         if not self.state.external_matching:
             raise Rejected("EXTERNAL_MATCHING_ONLY")
-        matches = [
-            a.orders[c["order_id"]]
-            for a in self.state.accounts.values()
-            if c["order_id"] in a.orders and c.get("account", a.account_id) == a.account_id
-        ]
-        if len(matches) != 1:
+        account = self._account(c)
+        if c["order_id"] not in account.orders:
             raise Rejected("UNKNOWN_ORDER")
-        order = matches[0]
+        order = account.orders[c["order_id"]]
         qty = number(c, "quantity")
         price = number(c, "price")
         if qty > order.qty:

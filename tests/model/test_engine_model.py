@@ -29,20 +29,28 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from tests.model.harness import RARE
 from tests.model.machine import EngineVersusModel, ExternalEngineVersusModel
 from tests.model.streams import TOTALS
 
-EXAMPLES = int(os.environ.get("CROSSMARGIN_MODEL_EXAMPLES", "150"))
-EXTERNAL_EXAMPLES = max(1, EXAMPLES // 6)
+EXAMPLES = int(os.environ.get("CROSSMARGIN_MODEL_EXAMPLES", "200"))
+EXTERNAL_EXAMPLES = max(1, EXAMPLES // 5)
+# Shrinking a failure re-runs the engine thousands of times (minutes): the quick profile reports
+# the failing stream as found (the harness names the first disagreeing command and field), the
+# fuzz profile or CROSSMARGIN_MODEL_SHRINK=1 shrinks it.
+SHRINK = bool(os.environ.get("CROSSMARGIN_MODEL_SHRINK"))
 FUZZ_EXAMPLES = int(os.environ.get("CROSSMARGIN_FUZZ_EXAMPLES", "0"))
 
 
 def _settings(examples: int, *, derandomize: bool) -> settings:
+    phases = [Phase.explicit, Phase.reuse, Phase.generate]
+    if SHRINK or not derandomize:
+        phases.append(Phase.shrink)
     return settings(
+        phases=phases,
         max_examples=examples,
         stateful_step_count=60,
         deadline=None,

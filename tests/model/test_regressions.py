@@ -187,10 +187,10 @@ def test_an_external_fill_beyond_the_limit_price_is_refused() -> None:
     s("update_mark", symbol="BTCUSDT", price="60000")
     s.limit("ann", "o1", "BTCUSDT", "buy", "0.1", "59000")
     assert (
-        s("report_fill", order_id="o1", quantity="0.1", price="59000.1").reason
+        s("report_fill", account="ann", order_id="o1", quantity="0.1", price="59000.1").reason
         == "FILL_PRICE_BEYOND_LIMIT"
     )
-    assert s("report_fill", order_id="o1", quantity="0.04", price="58000").accepted
+    assert s("report_fill", account="ann", order_id="o1", quantity="0.04", price="58000").accepted
     order = s.state.accounts["ann"].orders["o1"]  # 0.06 left of 0.1, reserving 295 * 0.6
     assert (order.qty, order.reserved) == (D("0.06"), D(177))
 
