@@ -284,3 +284,51 @@ def test_funding_moves_wallet_and_isolated_margin_rounded_in_the_venues_favour()
     assert s.state.accounts["ann"].wallet == D("1000") - D("0.4995") - D("0.12333334")
     assert s.state.accounts["ben"].margin(("ETHUSDT", "both")) == D("49.95") + D("0.12333333")
     assert s.state.external["funding"] == D("0.00000001")
+
+
+# -- found by the machine after the engine's rewrite ---------------------------------------------
+
+
+def test_the_fund_keeps_one_quantum_back_and_adl_takes_the_rest() -> None:
+    s = Script()
+    s("seed_insurance_fund", amount="800")
+    s.account("ann", "1230", leverage="BTCUSDT@50")
+    s.account("bob", "20000")
+    s("update_mark", symbol="BTCUSDT", price="60000")
+    s.market("ann", "a1", "BTCUSDT", "buy", "1")  # W = 1230 - 30 = 1200
+    s.market("bob", "b1", "BTCUSDT", "sell", "1")
+    crash = s("update_mark", symbol="BTCUSDT", price="58000")
+    # MB = -800, BP = 58800, gap 800: the whole position needs all 800 of the fund; the budget is
+    # F - 1e-8, so the fund takes 0.99999999 and bob is deleveraged for the last 1e-8
+    taken = [e["quantity"] for e in kinds(crash, "PositionLiquidated") if e.get("taken_over_by")]
+    assert taken == [D("0.99999999")]
+    assert [e["quantity"] for e in kinds(crash, "PositionAutoDeleveraged")] == [D("1e-8")]
+    assert s.state.accounts["bob"].positions[("BTCUSDT", "both")].qty == D("0.99999999")
+    assert s.state.fund >= 0 and s.state.accounts["ann"].wallet == 0
+
+
+def test_a_hedge_close_clipped_at_its_fill_cancels_its_remainder() -> None:
+    s = Script()
+    s.account("cat", "1000", hedge="1", leverage="BTCUSDT@25")
+    s("update_mark", symbol="BTCUSDT", price="67392")
+    s.market("cat", "o12", "BTCUSDT", "buy", "0.366", position_side="long")
+    s.limit(
+        "cat", "o13", "BTCUSDT", "sell", "0.325", "74238.9", position_side="long", reduce_only=True
+    )
+    s.limit("cat", "o14", "BTCUSDT", "sell", "0.344", "74238.9", position_side="long")
+    # both close the long; o13 fills first (0.325), o14 only has 0.041 left to close: it fills
+    # that much and its remainder is cancelled (a hedge-mode close never opens, like reduce-only)
+    tick = s("update_mark", symbol="BTCUSDT", price="81517.2")
+    assert [e["quantity"] for e in kinds(tick, "OrderFilled")] == [D("0.325"), D("0.041")]
+    assert s.state.accounts["cat"].orders == {}
+    assert not s.state.accounts["cat"].positions
+
+
+def test_a_resting_market_order_is_re_reserved_on_a_leverage_change() -> None:
+    s = Script("external")
+    s.account("fay", "2000")
+    s("update_mark", symbol="DOGEUSDT", price="0.11472")
+    s.market("fay", "o1", "DOGEUSDT", "buy", "43046")  # rests: 43046 * 0.11472 / 20 = 246.911856
+    assert s.state.accounts["fay"].orders["o1"].reserved == D("246.911856")
+    s("set_leverage", account="fay", symbol="DOGEUSDT", leverage="50")  # at the mark: / 50
+    assert s.state.accounts["fay"].orders["o1"].reserved == D("98.7647424")
