@@ -45,6 +45,7 @@ from tests.model.ref_figures import (
 from tests.model.reference import Outcome, ReferenceModel
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "DOGEUSDT")
+UNMARKED = "LINKUSDT"  # traded, but never given a mark: NO_MARK_PRICE
 RARE = (
     "bankruptcies",
     "isolated bankruptcies",
@@ -308,11 +309,13 @@ class Harness:
         self.resync = False
         self.known: set[str] = set()
         self.store = MemoryEventStore()
-        self.engine = Engine(self.store, symbols=SYMBOLS, matching=matching, snapshot_every=0)
-        self.model = ReferenceModel(SYMBOLS, external_matching=matching == "external")
-        self.brackets = load_brackets(SYMBOLS)
+        symbols = (*SYMBOLS, UNMARKED)
+        self.engine = Engine(self.store, symbols=symbols, matching=matching, snapshot_every=0)
+        self.model = ReferenceModel(symbols, external_matching=matching == "external")
+        self.brackets = load_brackets(symbols)
         self.strict = strict
         self.counters: Counter[str] = Counter()
+        self.coverage: Counter[str] = Counter()  # command type and outcome
         self.failures: list[str] = []
         self.commands = 0
         self.engine_view = engine_state(self.engine, self.brackets)
@@ -342,6 +345,8 @@ class Harness:
         outcomes = [self.model.execute(command) for command in commands]
         events = [e for outcome in outcomes for e in outcome.events]
         count_rare(self.counters, events)
+        for command, outcome in zip(commands, outcomes, strict=True):
+            self.coverage[f"{command['type']} {outcome.reason or 'accepted'}"] += 1
         lines: list[str] = []
         for result, outcome in zip(self.results, outcomes, strict=True):
             if (result["status"], result.get("reason")) != (outcome.status, outcome.reason):

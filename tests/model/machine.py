@@ -21,12 +21,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from crossmargin.app.audit import check, replay
-from tests.model.harness import SYMBOLS, Harness
+from tests.model.harness import SYMBOLS, UNMARKED, Harness
 from tests.model.order_rules import OrderRules
 from tests.model.ref_figures import BOTH, CROSS, Pos, State, free_margin, scope_name
 from tests.model.streams import (
     ACCOUNTS,
     ALPHAS,
+    COVERAGE,
     HEDGE,
     ISOLATED,
     LEVERAGES,
@@ -82,6 +83,7 @@ class EngineVersusModel(OrderRules, RuleBasedStateMachine):
 
     def teardown(self) -> None:
         TOTALS.update(self.harness.counters)
+        COVERAGE.update(self.harness.coverage)
         if self.harness.commands == 0:
             return
         report = replay(self.harness.store)
@@ -180,13 +182,27 @@ class EngineVersusModel(OrderRules, RuleBasedStateMachine):
         )
         self.run("withdraw", account=account, amount=text(max(amount, Decimal("0.01"))))
 
-    @rule(account=accounts, pick=st.integers(0, 7), share=st.integers(1, 120), add=st.booleans())
-    def isolated_margin(self, account: str, pick: int, share: int, add: bool) -> None:
+    @rule(
+        account=accounts,
+        pick=st.integers(0, 20),
+        share=st.integers(1, 120),
+        add=st.booleans(),
+        any_slot=st.booleans(),
+    )
+    def isolated_margin(
+        self, account: str, pick: int, share: int, add: bool, any_slot: bool
+    ) -> None:
+        """Move margin into or out of an isolated position (or, sometimes, a slot that is not
+        one: NO_POSITION, NOT_ISOLATED)."""
+        isolated = [row for row in self._held() if row[2].isolated]
+        if isolated and not any_slot:
+            account, (symbol, slot), _ = isolated[pick % len(isolated)]
+        else:
+            held = [(key, p) for _, key, p in self._held(account)]
+            (symbol, slot), _ = (held or [((SYMBOLS[pick % 3], BOTH), None)])[
+                pick % max(1, len(held))
+            ]
         acct = self.model.accounts[account]
-        held = [(key, p) for _, key, p in self._held(account)] or [
-            ((SYMBOLS[pick % 3], BOTH), None)
-        ]
-        (symbol, slot), _ = held[pick % len(held)]
         base = free_margin(self.model, acct) if add else acct.margin((symbol, slot))
         amount = (max(base, Decimal(1)) * share / 100).quantize(
             Decimal("0.01"), rounding=ROUND_DOWN
@@ -199,6 +215,37 @@ class EngineVersusModel(OrderRules, RuleBasedStateMachine):
         if acct.hedge:
             fields["position_side"] = slot if slot != BOTH else "long"
         self.run("add_isolated_margin" if add else "remove_isolated_margin", **fields)
+
+    @rule(kind=st.sampled_from(range(7)), account=accounts, buy=st.booleans())
+    def odd_command(self, kind: int, account: str, buy: bool) -> None:
+        """Well-formed commands the engine must refuse by business rule."""
+        side = "buy" if buy else "sell"
+        order = {"order_id": self.order_id(), "side": side, "order_type": "market", "quantity": "1"}
+        if kind == 0:  # a symbol the engine trades but has no mark for yet
+            self.run("place_order", account=account, symbol=UNMARKED, **order)
+        elif kind == 1:
+            self.run("settle_funding", symbol=UNMARKED, rate="0.0001")
+        elif kind == 2:  # a symbol the engine does not trade
+            self.run("update_mark", symbol="BNBUSDT", price="600")
+        elif kind == 3:
+            self.run("deposit", account="zed", amount="10")
+        elif kind == 4:  # reduce-only with nothing (or the wrong side) to reduce
+            extra = {"position_side": "long" if buy else "short"} if account in HEDGE else {}
+            self.run(
+                "place_order", account=account, symbol="ETHUSDT", reduce_only=True, **order, **extra
+            )
+        elif kind == 5:  # position_side in one-way mode, or missing in hedge mode
+            extra = {} if self.model.accounts[account].hedge else {"position_side": "long"}
+            self.run("place_order", account=account, symbol="ETHUSDT", **order, **extra)
+        else:  # a hedge-mode close larger than the slot
+            extra = {"position_side": "short" if buy else "long"} if account in HEDGE else {}
+            self.run(
+                "place_order",
+                account=account,
+                symbol="BTCUSDT",
+                **{**order, "quantity": "1000"},
+                **extra,
+            )
 
     @rule(account=accounts, symbol=symbols, leverage=st.sampled_from(LEVERAGES))
     def set_leverage(self, account: str, symbol: str, leverage: str) -> None:

@@ -196,8 +196,17 @@ class OrderRules:
             fields["position_side"] = "long" if side > 0 else "short"
         self.run("place_order", **fields)
 
-    @rule(account=accounts, pick=st.integers(0, 7))
-    def cancel_order(self, account: str, pick: int) -> None:
-        orders = sorted(self.model.accounts[account].orders)
-        order_id = orders[pick % len(orders)] if orders else f"o{pick}"
+    @rule(account=accounts, pick=st.integers(0, 30), mine=st.booleans())
+    def cancel_order(self, account: str, pick: int, mine: bool) -> None:
+        """Cancel an open order (or, with ``mine``, pick among this account's ids only: often
+        none, UNKNOWN_ORDER, or another account's id)."""
+        open_orders = [
+            (a, i)
+            for a in sorted(self.model.accounts)
+            for i in sorted(self.model.accounts[a].orders)
+        ]
+        if open_orders and not mine:
+            account, order_id = open_orders[pick % len(open_orders)]
+        else:
+            order_id = open_orders[pick % len(open_orders)][1] if open_orders else f"o{pick}"
         self.run("cancel_order", account=account, order_id=order_id)

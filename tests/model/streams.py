@@ -42,6 +42,7 @@ WHALE_NOTIONAL = {
     "DOGEUSDT": (Decimal(760_000), Decimal(1_550_000)),
 }
 TOTALS: Counter[str] = Counter()  # rare paths over every example of a run
+COVERAGE: Counter[str] = Counter()  # commands by type and outcome over a run
 
 accounts = st.sampled_from(ACCOUNTS)
 symbols = st.sampled_from(SYMBOLS)

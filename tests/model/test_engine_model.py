@@ -34,7 +34,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from tests.model.harness import RARE
 from tests.model.machine import EngineVersusModel, ExternalEngineVersusModel
-from tests.model.streams import TOTALS
+from tests.model.streams import COVERAGE, TOTALS
 
 EXAMPLES = int(os.environ.get("CROSSMARGIN_MODEL_EXAMPLES", "200"))
 EXTERNAL_EXAMPLES = max(1, EXAMPLES // 5)
@@ -83,6 +83,7 @@ def test_fuzz_profile() -> None:
     if FUZZ_EXAMPLES <= 0:
         pytest.skip("set CROSSMARGIN_FUZZ_EXAMPLES to run the long profile")
     TOTALS.clear()
+    COVERAGE.clear()
     try:
         run_state_machine_as_test(
             EngineVersusModel, settings=_settings(FUZZ_EXAMPLES, derandomize=False)
@@ -95,5 +96,8 @@ def test_fuzz_profile() -> None:
         print("\nrare paths over", FUZZ_EXAMPLES, "examples:")
         for name, count in sorted(TOTALS.items()):
             print(f"  {name:24} {count}")
+        print("commands by type and outcome:")
+        for name, count in sorted(COVERAGE.items()):
+            print(f"  {name:56} {count}")
     missing = [name for name in RARE if TOTALS[name] == 0]
     assert not missing, f"never reached: {missing}"

@@ -286,6 +286,20 @@ def test_funding_moves_wallet_and_isolated_margin_rounded_in_the_venues_favour()
     assert s.state.external["funding"] == D("0.00000001")
 
 
+def test_a_withdrawal_within_free_margin_is_refused_when_it_would_liquidate() -> None:
+    s = Script()
+    s.account("cat", "200000", hedge="1", leverage="DOGEUSDT@40")
+    s("update_mark", symbol="DOGEUSDT", price="0.1")
+    s.market("cat", "l", "DOGEUSDT", "buy", "7000000", position_side="long")  # 700,000 at 40x
+    s.market("cat", "s", "DOGEUSDT", "sell", "7000000", position_side="short")  # W = 199300
+    s("update_mark", symbol="DOGEUSDT", price="0.3")
+    # the two legs' PnL cancel; each is now 2.1M notional, bracket 6 (5%, cum 51670): MM 53330
+    # each exceeds its IM 2.1M/40 = 52500, so free margin 199300 - 105000 = 94300 can be
+    # withdrawn only at the price of MB 105000 <= MM 106660
+    assert s("withdraw", account="cat", amount="94300").reason == "WITHDRAWAL_WOULD_LIQUIDATE"
+    assert s("withdraw", account="cat", amount="92000").accepted  # MB 107300 > 106660
+
+
 # -- found by the machine after the engine's rewrite ---------------------------------------------
 
 
