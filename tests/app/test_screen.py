@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from crossmargin.app import screening
-from crossmargin.app.events import evolve, position_to_dict
+from crossmargin.app.events import apply_record, position_to_dict
 from crossmargin.app.views import scopes_at_risk
 from crossmargin.app.writer import build_state
 from crossmargin.core.position import MarginMode, Position, Side
@@ -21,16 +21,17 @@ def random_state(seed: int, accounts: int, venue: str = "binance-usdm"):  # type
     rng = random.Random(seed)
     state = build_state({"venue": venue, "symbols": list(SYMBOLS)})
     for symbol, price in START.items():
-        evolve(state, {"type": "MarkPriceUpdated", "symbol": symbol, "price": price})
+        apply_record(state, {"type": "MarkPriceUpdated", "symbol": symbol, "price": price})
     for index in range(accounts):
         account = f"a{index}"
         wallet = Decimal(rng.randint(0, 5000))
-        evolve(state, {"type": "AccountOpened", "account": account})
-        evolve(
+        apply_record(state, {"type": "AccountOpened", "account": account})
+        apply_record(
             state,
             {
                 "type": "FundsDeposited",
                 "account": account,
+                "amount": wallet,
                 "postings": [[f"wallet:{account}", wallet], ["external:deposits", -wallet]],
             },
         )
@@ -47,20 +48,34 @@ def random_state(seed: int, accounts: int, venue: str = "binance-usdm"):  # type
                 leverage=Decimal(10),
                 margin_mode=MarginMode.ISOLATED if isolated else MarginMode.CROSS,
             )
-            event = {
-                "type": "PositionOpened",
-                "position": {
+            # a position placed directly (the event that sets a slot's position)
+            apply_record(
+                state,
+                {
+                    "type": "PositionLeverageChanged",
                     "account": account,
-                    "symbol": symbol,
-                    "slot": "both",
-                    "after": position_to_dict(position),
+                    "position": {
+                        "account": account,
+                        "symbol": symbol,
+                        "slot": "both",
+                        "after": position_to_dict(position),
+                    },
                 },
-            }
+            )
             if isolated:
                 margin = (quantity * entry / 10).quantize(Decimal("0.01"))
                 ledger = f"isolated:{account}:{symbol}:both"
-                event["postings"] = [[ledger, margin], ["external:deposits", -margin]]
-            evolve(state, event)
+                apply_record(
+                    state,
+                    {
+                        "type": "IsolatedMarginAdded",
+                        "account": account,
+                        "symbol": symbol,
+                        "slot": "both",
+                        "amount": margin,
+                        "postings": [[ledger, margin], ["external:deposits", -margin]],
+                    },
+                )
     screening.rebuild(state)
     return state
 
@@ -76,7 +91,7 @@ def test_screen_flags_every_scope_the_core_finds_at_or_past_the_threshold(
     for _ in range(6):
         symbol = rng.choice(SYMBOLS)
         price = START[symbol] * Decimal(str(round(rng.uniform(0.8, 1.2), 4)))
-        evolve(state, {"type": "MarkPriceUpdated", "symbol": symbol, "price": price})
+        apply_record(state, {"type": "MarkPriceUpdated", "symbol": symbol, "price": price})
         assert state.screen is not None
         flagged = state.screen.tick(symbol, float(price), 0.8)
         for account_id in state.holders.members(symbol):
@@ -98,10 +113,11 @@ def test_screen_stays_in_step_after_positions_change() -> None:
     state = random_state(7, 50)
     account = state.accounts["a0"]
     for symbol, slot in list(account.positions):
-        evolve(
+        apply_record(
             state,
             {
-                "type": "PositionClosed",
+                "type": "PositionLeverageChanged",
+                "account": "a0",
                 "position": {"account": "a0", "symbol": symbol, "slot": slot, "after": None},
             },
         )

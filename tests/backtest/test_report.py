@@ -36,4 +36,4 @@ def test_report_series_follow_the_samples_and_the_liquidation(tmp_path: Path) ->
     assert {event.symbol for event in data.events} <= set(data.prices)
     assert INTRABAR_NOTE in data.notes
     rows = {row[0]: row for row in summary_rows(result)}
-    assert rows["isolated"][1] == "747"
+    assert rows["isolated"][1] == "747.00"

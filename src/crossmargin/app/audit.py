@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from crossmargin.app.events import evolve
+from crossmargin.app.events import Event, FundingSettled, MarkPriceUpdated, apply_record
 from crossmargin.app.model import EngineState
 from crossmargin.app.snapshot import money_total, state_to_data
-from crossmargin.app.views import scope_names, scope_state
+from crossmargin.app.views import scope_ids, scope_state
 from crossmargin.app.writer import GENESIS_ID, build_state
 from crossmargin.core.errors import InvalidInput, InvariantViolation
 from crossmargin.ledger.codec import state_hash
@@ -55,7 +55,7 @@ def replay(store: EventStore) -> ReplayReport:
         for event in entry.events:
             if not isinstance(event, dict):
                 raise InvariantViolation(f"entry {entry.seq}: an event is not an object")
-            evolve(state, event)
+            apply_record(state, event)
             events += 1
         entries += 1
         if snapshot is not None and entry.seq == snapshot.seq:
@@ -90,13 +90,13 @@ def check(store: EventStore, *, max_violations: int = 20) -> CheckReport:
                 report.violations.append(f"entry {entry.seq}: an event is not an object")
                 continue
             try:
-                evolve(state, event)
+                applied = apply_record(state, event)
             except InvariantViolation as error:
-                report.violations.append(f"entry {entry.seq} {event.get('type')}: {error}")
+                report.violations.append(f"entry {entry.seq} {event.get('type')!a}: {error}")
                 continue
             report.events += 1
-            touched |= _touched(state, event)
-            _check_state(state, entry.seq, str(event["type"]), report)
+            touched |= _touched(state, applied)
+            _check_state(state, entry.seq, applied.TYPE, report)
             if len(report.violations) >= max_violations:
                 return report
         # An entry is atomic: a bankruptcy's events close the positions (the collateral goes
@@ -116,11 +116,11 @@ def check(store: EventStore, *, max_violations: int = 20) -> CheckReport:
     return report
 
 
-def _touched(state: EngineState, event: dict[str, Any]) -> set[str]:
-    if event["type"] in ("MarkPriceUpdated", "FundingSettled"):
-        return set(state.holders.members(str(event["symbol"])))
-    account = event.get("account")
-    return {account} if isinstance(account, str) and account in state.accounts else set()
+def _touched(state: EngineState, event: Event) -> set[str]:
+    if isinstance(event, MarkPriceUpdated | FundingSettled):
+        return set(state.holders.members(event.symbol))
+    account = event.account_named
+    return {account} if account is not None and account in state.accounts else set()
 
 
 def _check_state(state: EngineState, seq: int, kind: str, report: CheckReport) -> None:
@@ -146,8 +146,8 @@ def _check_scopes(state: EngineState, seq: int, touched: set[str], report: Check
                 )
     for account_id in sorted(touched):
         account = state.accounts[account_id]
-        for name in scope_names(account):
-            if scope_state(state, account, name).liquidatable:
+        for scope in scope_ids(account):
+            if scope_state(state, account, scope).liquidatable:
                 report.violations.append(
-                    f"entry {seq}: account {account_id} scope {name} was left liquidatable"
+                    f"entry {seq}: account {account_id} scope {scope} was left liquidatable"
                 )

@@ -1,25 +1,19 @@
 """Booking a fill: position after, realized PnL, fees, isolated margin moves, as one event.
 
-Units and rounding (quantities in base units, money in the settle asset):
-  closed entry notional = entry_notional * closed / quantity   (exact to 28 digits)
-  realized PnL          = s * (closed * price - closed entry notional), rounded down
-                          (``round_balance_delta``: the trader never gets the dust)
-  fees                  = closed * price * rate and opened * price * rate, each rounded up
-                          (``round_requirement``); the event's ``fee`` is their sum
-A fill is split into the part that closes the position (``closed``) and the part that opens or
-increases one (``opened``); a fill larger than an opposite one-way position closes it and opens
-the rest on the other side (a flip) inside the same event.
+The position arithmetic is core.fills.apply_fill (closed / opened parts, realized PnL rounded
+down). This module moves the money:
 
-Where the money goes:
+  fees                  closed * price * rate and opened * price * rate, each rounded up
+                        (``round_requirement``); the event's ``fee`` is their sum
   cross                 realized PnL and both fees: the cross wallet
   isolated, closing     a full close releases the slot's margin plus the realized PnL minus the
-                        closing fee to the wallet when that is not negative (a negative remainder
-                        stays in the slot, for the insurance fund or bad debt to settle: an
-                        isolated loss never reaches the cross wallet); a partial close releases
-                        its share of the margin (rounded down) plus its realized PnL minus its
-                        fee, when positive, and leaves the rest with the remaining position. A
-                        partial liquidation and every close of a bankrupt scope release nothing
-                        (``keep_margin``): the margin stays in the scope.
+                        closing fee to the wallet when that is not negative (a negative
+                        remainder stays in the slot, for the insurance fund or bad debt to
+                        settle: an isolated loss never reaches the cross wallet); a partial close
+                        releases its share of the margin (rounded down) plus its realized PnL
+                        minus its fee, when positive, and leaves the rest with the remaining
+                        position. A partial liquidation and every close of a bankrupt scope
+                        release nothing (``keep_margin``): the margin stays in the scope.
   isolated, opening     opened * price / leverage (rounded up) moves from the wallet to the slot;
                         the opening fee is paid from the wallet, so the position starts with
                         exactly its initial margin.
@@ -33,12 +27,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-from crossmargin.app.events import Event, StateLike, order_to_dict, position_to_dict
+from crossmargin.app.events import FillEvent, OrderFilled, PositionChange, StateLike
+from crossmargin.app.ledgers import FEE_INCOME, INSURANCE_FUND, TRADING, Ledger, Posting, postings
 from crossmargin.app.model import BOTH, Account, Order
+from crossmargin.core.fills import apply_fill
 from crossmargin.core.numbers import ZERO, round_balance_delta, round_requirement
-from crossmargin.core.position import Position, Side
+from crossmargin.core.position import PositionMode, Side
+from crossmargin.core.scope import ScopeId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,138 +48,108 @@ class Fill:
     fee_rate: Decimal
     liquidity: str  # "maker" | "taker" | "liquidation" | "adl"
     order: Order | None = None
-    event_type: str = "OrderFilled"
-    counterparty: str = "external:trading"
+    event_type: type[FillEvent] = OrderFilled
     keep_margin: bool = False  # partial liquidation, bankrupt scope: isolated margin stays put
     market_price: Decimal | None = None  # a fund takeover: the fund pays the gap to this price
+    # what the event says about a forced close
+    scope: ScopeId | None = None
+    partial: bool | None = None
+    against: str | None = None
+    taken_over_by: str | None = None
 
 
-def wallet(account_id: str) -> str:
-    return f"wallet:{account_id}"
-
-
-def isolated(account_id: str, symbol: str, slot: str) -> str:
-    return f"isolated:{account_id}:{symbol}:{slot}"
-
-
-def _post(postings: list[list[Any]], *pairs: tuple[str, Decimal]) -> None:
-    """Append posting pairs, leaving out zero amounts."""
-    if any(amount != 0 for _, amount in pairs):
-        postings.extend([ledger, amount] for ledger, amount in pairs)
-
-
-def book_fill(state: StateLike, fill: Fill, extra: dict[str, Any] | None = None) -> Event:
+def book_fill(state: StateLike, fill: Fill) -> FillEvent:
     """The event for ``fill`` against the current state of its account."""
     account: Account = state.accounts[fill.account]
     key = (fill.symbol, fill.slot)
     position = account.positions.get(key)
-    own_wallet = wallet(fill.account)
-    slot_ledger = isolated(fill.account, fill.symbol, fill.slot)
-    postings: list[list[Any]] = []
-
-    closed = ZERO
-    realized = ZERO
-    fee_close = ZERO
-    opened = fill.quantity
-    after: Position | None = position
-    if position is not None and position.side is not fill.side:
-        closed = min(fill.quantity, position.quantity)
-        opened = fill.quantity - closed
-        closed_entry = position.entry_notional * closed / position.quantity
-        sign = position.side.sign
-        realized = round_balance_delta(sign * (closed * fill.price - closed_entry))
-        fee_close = round_requirement(closed * fill.price * fill.fee_rate)
-        remaining = position.quantity - closed
-        after = (
-            None
-            if remaining == 0
-            else dataclasses.replace(
-                position,
-                quantity=remaining,
-                entry_notional=position.entry_notional - closed_entry,
-            )
-        )
-        collateral = slot_ledger if position.is_isolated else own_wallet
+    result = apply_fill(
+        position,
+        fill.symbol,
+        fill.side,
+        fill.quantity,
+        fill.price,
+        leverage=account.leverage_for(fill.symbol),
+        margin_mode=account.mode_for(fill.symbol),
+    )
+    wallet = Ledger.wallet(fill.account)
+    slot = Ledger.isolated(fill.account, fill.symbol, fill.slot)
+    moves: list[Posting] = []
+    fee_close = round_requirement(result.closed * fill.price * fill.fee_rate)
+    fee_open = round_requirement(result.opened * fill.price * fill.fee_rate)
+    wallet_fee = fee_open
+    if position is not None and result.closed > 0:
+        collateral = slot if position.is_isolated else wallet
+        realized = result.realized
         if fill.market_price is None:
-            _post(postings, (collateral, realized), (fill.counterparty, -realized))
+            moves += postings((collateral, realized), (TRADING, -realized))
         else:
-            at_market = round_balance_delta(sign * (closed * fill.market_price - closed_entry))
-            _post(
-                postings,
+            sign = position.side.sign
+            at_market = round_balance_delta(
+                sign * (result.closed * fill.market_price - result.closed_entry)
+            )
+            moves += postings(
                 (collateral, realized),
-                (fill.counterparty, -at_market),
-                ("insurance_fund", at_market - realized),
+                (TRADING, -at_market),
+                (INSURANCE_FUND, at_market - realized),
             )
-        if position.is_isolated:  # a cross closing fee is paid with the opening fee, below
-            _post(postings, (collateral, -fee_close), ("fee_income", fee_close))
-        if position.is_isolated and not fill.keep_margin:
-            margin = account.isolated.get(key, ZERO)
-            if after is None:
-                release = max(ZERO, margin + realized - fee_close)
-            else:
-                share = round_balance_delta(margin * closed / position.quantity)
-                release = max(ZERO, share + realized - fee_close)
-            _post(postings, (slot_ledger, -release), (own_wallet, release))
-    fee_open = round_requirement(opened * fill.price * fill.fee_rate)
-    if opened > 0:
-        if after is None:
-            after = Position(
-                symbol=fill.symbol,
-                side=fill.side,
-                quantity=opened,
-                entry_notional=opened * fill.price,
-                leverage=account.leverage_for(fill.symbol),
-                margin_mode=account.mode_for(fill.symbol),
-            )
+        if not position.is_isolated:
+            wallet_fee += fee_close
         else:
-            after = dataclasses.replace(
-                after,
-                quantity=after.quantity + opened,
-                entry_notional=after.entry_notional + opened * fill.price,
-            )
-        if after.is_isolated:
-            margin_in = round_requirement(opened * fill.price / after.leverage)
-            _post(postings, (own_wallet, -margin_in), (slot_ledger, margin_in))
-    wallet_fee = fee_open + (fee_close if position is not None and not position.is_isolated else 0)
-    _post(postings, (own_wallet, -wallet_fee), ("fee_income", wallet_fee))
-    event: Event = {
-        "type": fill.event_type,
-        "account": fill.account,
-        "symbol": fill.symbol,
-        "side": fill.side.value,
-        "slot": fill.slot,
-        "quantity": fill.quantity,
-        "price": fill.price,
-        "liquidity": fill.liquidity,
-        "fee": fee_close + fee_open,
-        "realized_pnl": realized,
-        "position": {
-            "account": fill.account,
-            "symbol": fill.symbol,
-            "slot": fill.slot,
-            "after": None if after is None else position_to_dict(after),
-        },
-        "postings": postings,
-    }
-    if fill.order is not None:
-        event["order_id"] = fill.order.order_id
-        left = fill.order.quantity - fill.quantity
-        if left > 0:
-            share = fill.order.reserved * left / fill.order.quantity
-            event["order"] = order_to_dict(
-                dataclasses.replace(fill.order, quantity=left, reserved=round_requirement(share))
-            )
-        elif fill.order.order_id in account.orders:
-            event["order_removed"] = fill.order.order_id
-    if extra:
-        event.update(extra)
-    return event
+            moves += postings((slot, -fee_close), (FEE_INCOME, fee_close))
+            if not fill.keep_margin:
+                margin = account.isolated.get(key, ZERO)
+                share = (
+                    margin
+                    if result.after is None or result.after.side is not position.side
+                    else round_balance_delta(margin * result.closed / position.quantity)
+                )
+                release = max(ZERO, share + realized - fee_close)
+                moves += postings((slot, -release), (wallet, release))
+    after = result.after
+    if result.opened > 0 and after is not None and after.is_isolated:
+        margin_in = round_requirement(result.opened * fill.price / after.leverage)
+        moves += postings((wallet, -margin_in), (slot, margin_in))
+    moves += postings((wallet, -wallet_fee), (FEE_INCOME, wallet_fee))
+    order_rest, order_removed = _order_after(fill, account)
+    return fill.event_type(
+        account=fill.account,
+        symbol=fill.symbol,
+        side=fill.side,
+        slot=fill.slot,
+        quantity=fill.quantity,
+        price=fill.price,
+        liquidity=fill.liquidity,
+        fee=fee_close + fee_open,
+        realized_pnl=result.realized,
+        position=PositionChange(
+            account=fill.account, symbol=fill.symbol, slot=fill.slot, after=after
+        ),
+        postings=tuple(moves),
+        order_id=None if fill.order is None else fill.order.order_id,
+        order=order_rest,
+        order_removed=order_removed,
+        scope=fill.scope,
+        partial=fill.partial,
+        against=fill.against,
+        taken_over_by=fill.taken_over_by,
+    )
+
+
+def _order_after(fill: Fill, account: Account) -> tuple[Order | None, str | None]:
+    """The rest of a partly filled order (its reservation pro rata), or the id to drop."""
+    order = fill.order
+    if order is None:
+        return None, None
+    left = order.quantity - fill.quantity
+    if left > 0:
+        share = round_requirement(order.reserved * left / order.quantity)
+        return dataclasses.replace(order, quantity=left, reserved=share), None
+    return None, order.order_id if order.order_id in account.orders else None
 
 
 def slot_for(account: Account, side: Side, position_side: str | None) -> str:
     """The position slot an order trades: BOTH in one-way mode, the named side in hedge mode."""
-    from crossmargin.core.position import PositionMode
-
     if account.position_mode is PositionMode.ONE_WAY:
         return BOTH
     return position_side if position_side is not None else side.value

@@ -15,13 +15,9 @@ from crossmargin.app.model import Account
 from crossmargin.core.numbers import ZERO
 from crossmargin.core.position import Position
 from crossmargin.core.risk import Book, Risk, is_liquidatable, margin_ratio, total_risk
+from crossmargin.core.scope import CROSS, ScopeId
 
-CROSS = "cross"
 Key = tuple[str, str]  # (symbol, slot)
-
-
-def isolated_scope(key: Key) -> str:
-    return f"isolated:{key[0]}:{key[1]}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,8 +26,7 @@ class ScopeState:
 
     ``keys`` are the positions in it (none when only its collateral is left)."""
 
-    name: str  # "cross" or "isolated:<symbol>:<slot>"
-    key: Key | None  # the isolated slot; None for cross
+    scope: ScopeId
     collateral: Decimal
     keys: tuple[Key, ...]
     risk: Risk
@@ -49,33 +44,31 @@ class ScopeState:
         return margin_ratio(self.collateral, self.risk)
 
 
-def scope_names(account: Account) -> list[str]:
+def scope_ids(account: Account) -> list[ScopeId]:
     """The account's scopes in examination order: cross, then isolated slots by (symbol, slot);
     a slot or wallet without positions is listed while it holds negative collateral."""
-    names = []
+    scopes = []
     if account.wallet < 0 or any(not p.is_isolated for p in account.positions.values()):
-        names.append(CROSS)
+        scopes.append(CROSS)
     slots = {k for k, p in account.positions.items() if p.is_isolated} | {
         k for k, margin in account.isolated.items() if margin != 0
     }
-    names += [isolated_scope(key) for key in sorted(slots)]
-    return names
+    scopes += [ScopeId.isolated(*key) for key in sorted(slots)]
+    return scopes
 
 
-def scope_state(state: StateLike, account: Account, name: str) -> ScopeState:
+def scope_state(state: StateLike, account: Account, scope: ScopeId) -> ScopeState:
     book = book_for(state, account)
-    if name == CROSS:
+    if scope.is_cross:
         keys = tuple(sorted(k for k, p in account.positions.items() if not p.is_isolated))
         risk = total_risk(book, [account.positions[k] for k in keys])
-        return ScopeState(name=name, key=None, collateral=account.wallet, keys=keys, risk=risk)
-    _, symbol, slot = name.split(":")
-    key = (symbol, slot)
-    collateral = account.isolated.get(key, ZERO)
-    position = account.positions.get(key)
+        return ScopeState(scope=scope, collateral=account.wallet, keys=keys, risk=risk)
+    collateral = account.isolated.get(scope.key, ZERO)
+    position = account.positions.get(scope.key)
     if position is None or not position.is_isolated:
-        return ScopeState(name=name, key=key, collateral=collateral, keys=(), risk=Risk())
+        return ScopeState(scope=scope, collateral=collateral, keys=(), risk=Risk())
     risk = total_risk(book, [dataclasses.replace(position, isolated_margin=collateral)])
-    return ScopeState(name=name, key=key, collateral=collateral, keys=(key,), risk=risk)
+    return ScopeState(scope=scope, collateral=collateral, keys=(scope.key,), risk=risk)
 
 
 def positions_with_margin(account: Account) -> tuple[Position, ...]:

@@ -24,8 +24,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from crossmargin.app import screening
+from crossmargin.app.commands import Command
 from crossmargin.app.decide import decide
-from crossmargin.app.events import evolve
+from crossmargin.app.events import apply_record
 from crossmargin.app.model import EngineState
 from crossmargin.app.snapshot import state_from_data, state_to_data
 from crossmargin.core.errors import InvalidInput, InvariantViolation
@@ -126,7 +127,7 @@ class Engine:
             for event in entry.events:
                 if not isinstance(event, dict):
                     raise InvariantViolation(f"entry {entry.seq} holds a non-object event")
-                evolve(self.state, event)
+                apply_record(self.state, event)
             self.last_seq = entry.seq
         self.last_seq = max(self.last_seq, after)
         screening.rebuild(self.state)
@@ -149,7 +150,13 @@ class Engine:
         seen_here: dict[str, dict[str, Any]] = {}
         for command, principal in zip(commands, principals, strict=True):
             check_principal(principal)
-            command_id = command.get("command_id") if isinstance(command, dict) else None
+            command_id = (
+                command.command_id
+                if isinstance(command, Command)
+                else command.get("command_id")
+                if isinstance(command, dict)
+                else None
+            )
             key = log_key(principal, command_id) if is_id(command_id) else None
             if key is not None:
                 earlier = seen_here.get(key) or self.results.get(key)
@@ -164,7 +171,9 @@ class Engine:
                 outcome.draft.commit()  # later commands of the batch see this one
                 # the screen is brought up to date lazily, at the next mark tick
                 self.state.screen_dirty |= screening.touched_accounts(outcome.events)
-            pending.append((key, command, outcome.result, outcome.events))
+            records = [event.to_record() for event in outcome.events]
+            logged = command.to_record() if isinstance(command, Command) else command
+            pending.append((key, logged, outcome.result, records))
             seen_here[key] = outcome.result
         if pending:
             try:

@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,7 +23,7 @@ from crossmargin.cli.stress import register as register_stress
 from crossmargin.core.errors import CrossmarginError, InvalidInput
 from crossmargin.core.portfolio import parse_portfolio, report_json
 from crossmargin.core.risk import account_report
-from crossmargin.core.scenario import apply_shocks, parse_shock
+from crossmargin.core.scenario import Shock, apply_shocks, parse_shock
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,6 +46,8 @@ def load_json(source: str) -> Any:
         text, name = sys.stdin.read(), "stdin"
     else:
         path = Path(source)
+        if path.is_dir():
+            raise InvalidInput("FILE", f"{source} is a directory; give a portfolio JSON file")
         if not path.is_file():
             raise InvalidInput("FILE", f"no such file: {source}")
         try:
@@ -93,10 +95,31 @@ def cmd_risk(args: argparse.Namespace) -> str:
     )
 
 
+def _shock(text: str) -> Shock:
+    """``parse_shock``, but a negative number without ``%`` is named for what it likely is: a
+    move written without its percent sign (a price must be positive)."""
+    symbol, sep, amount = (part.strip() for part in text.partition("="))
+    if sep and symbol and amount and not amount.endswith("%"):
+        try:
+            value = Decimal(amount)
+        except InvalidOperation:
+            value = None
+        if value is not None and value.is_finite() and value <= 0:
+            field = f"--shock {symbol}"
+            if -100 < value < 0:
+                raise InvalidInput(field, f"{amount} is not a price; did you mean {amount}%?")
+            raise InvalidInput(
+                field,
+                f"{amount} is not a price; give a new price ({symbol}=25000) "
+                f"or a move ({symbol}=-20%)",
+            )
+    return parse_shock(text)
+
+
 def cmd_scenario(args: argparse.Namespace) -> str:
     if not args.shock:
         raise InvalidInput("--shock", "give at least one, e.g. --shock ETHUSDT=-20%")
-    shocks = [parse_shock(text) for text in args.shock]
+    shocks = [_shock(text) for text in args.shock]
 
     def build(item: Any) -> dict[str, Any]:
         book = parse_portfolio(item)
@@ -118,8 +141,15 @@ def cmd_demo(_: argparse.Namespace) -> str:
     return render_demo()
 
 
+DESCRIPTION = (
+    "crossmargin: margin and liquidation for crypto derivatives, cross and isolated, computed "
+    "the way the venues publish it. Exit codes: 0 success, 2 bad input (one line on stderr "
+    "naming the field), 1 unexpected failure."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="crossmargin", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(prog="crossmargin", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"crossmargin {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from crossmargin.app.liquidation import MARGIN_CALL_THRESHOLD
+from crossmargin.app.examination import MARGIN_CALL_THRESHOLD
 from crossmargin.app.views import book_for, scopes_at_risk
 from crossmargin.app.writer import Engine
 from crossmargin.core.numbers import ZERO, format_decimal
