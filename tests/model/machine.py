@@ -23,7 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from crossmargin.app.audit import check, replay
 from tests.model.harness import SYMBOLS, UNMARKED, Harness
 from tests.model.order_rules import OrderRules
-from tests.model.ref_figures import BOTH, CROSS, Pos, State, free_margin, scope_name
+from tests.model.ref_figures import BOTH, CROSS, Order, Pos, State, free_margin, scope_name
 from tests.model.streams import (
     ACCOUNTS,
     ALPHAS,
@@ -359,11 +359,30 @@ class EngineVersusModel(OrderRules, RuleBasedStateMachine):
 
 
 class ExternalEngineVersusModel(EngineVersusModel):
-    """The same machine on an engine with external matching: orders rest until report_fill."""
+    """The same machine on an engine with external matching: orders rest until report_fill.
+    A market order is reported filled at the mark right after it is placed (most of the time),
+    so that positions exist to liquidate; limits wait for the report_fill rule."""
 
     def __init__(self) -> None:
         super().__init__()
         self.harness = Harness(matching="external")
+
+    def _order(self, account: str, symbol: str, side: int, qty: Decimal, **extra: Any) -> None:
+        market = extra.get("order_type", "market") == "market"
+        super()._order(account, symbol, side, qty, **extra)
+        order = self.model.accounts[account].orders.get(f"o{self.orders}")
+        if market and order is not None and self.orders % 4 != 0:
+            self._report(order, order.qty, self.model.marks[symbol], maker=False)
+
+    def _report(self, order: Order, qty: Decimal, at: Decimal, *, maker: bool) -> None:
+        self.run(
+            "report_fill",
+            account=order.account,
+            order_id=order.order_id,
+            quantity=text(qty),
+            price=text(at),
+            liquidity="maker" if maker else "taker",
+        )
 
     @rule(
         pick=st.integers(0, 30),
@@ -384,12 +403,9 @@ class ExternalEngineVersusModel(EngineVersusModel):
         order = orders[pick % len(orders)]
         qty = max(STEP[order.symbol], quantity(order.symbol, order.qty * share / 100))
         base = order.price if order.price is not None else self.model.marks[order.symbol]
-        at = price(order.symbol, base * (1 - Decimal(order.side * offset) / 1000))
-        self.run(
-            "report_fill",
-            account=order.account,
-            order_id=order.order_id,
-            quantity=text(qty),
-            price=text(at),
-            liquidity="maker" if maker else "taker",
+        self._report(
+            order,
+            qty,
+            price(order.symbol, base * (1 - Decimal(order.side * offset) / 1000)),
+            maker=maker,
         )

@@ -34,7 +34,20 @@ WALLETS = {
     "fay": ("500", "2000", "20000"),
 }
 # aimed marks: MB = alpha x MM (margin call, partial-liquidation window, liquidation, bankruptcy)
-ALPHAS = ("1.15", "1.05", "0.995", "0.97", "0.9", "0.5", "-0.5", "-3", "-10", "-40")
+ALPHAS = (
+    "1.15",
+    "1.05",
+    "0.995",
+    "0.97",
+    "0.9",
+    "0.5",
+    "-0.5",
+    "-3",
+    "-10",
+    "-40",
+    "1.25",
+    "1.245",
+)
 # notionals where a bracket's MMR exceeds the 1.25% clearance fee and 20x is still allowed
 WHALE_NOTIONAL = {
     "BTCUSDT": (Decimal(12_500_000), Decimal(60_000_000)),
