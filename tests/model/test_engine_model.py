@@ -36,7 +36,7 @@ from tests.model.harness import RARE
 from tests.model.machine import EngineVersusModel, ExternalEngineVersusModel
 from tests.model.streams import COVERAGE, TOTALS
 
-EXAMPLES = int(os.environ.get("CROSSMARGIN_MODEL_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("CROSSMARGIN_MODEL_EXAMPLES", "400"))
 EXTERNAL_EXAMPLES = max(1, EXAMPLES // 5)
 # Shrinking a failure re-runs the engine thousands of times (minutes): the quick profile reports
 # the failing stream as found (the harness names the first disagreeing command and field), the
