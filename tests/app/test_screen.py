@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 
 from crossmargin.app import screening
-from crossmargin.app.events import apply_record, position_to_dict
+from crossmargin.app.evolve import apply_record
+from crossmargin.app.records import position_to_dict
 from crossmargin.app.views import scopes_at_risk
 from crossmargin.app.writer import build_state
 from crossmargin.core.position import MarginMode, Position, Side

@@ -48,10 +48,10 @@ FIELDS = (
     ["line", "command", "command"]
     + ["command_id"] * 5
     + ["account"] * 3
-    + ["$x", "amount", "line", "amount", "amount", "amount", "price", "rate", "side", "price"]
+    + ["$x", "amount", "amount", "amount", "amount", "amount", "price", "rate", "side", "price"]
     + ["leverage"]
     + ["line"] * 4
-    + ["line.command_id"]
+    + ["command_id"]
 )
 
 

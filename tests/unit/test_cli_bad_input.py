@@ -327,7 +327,8 @@ def test_a_missing_file_is_refused_naming_it(tmp_path: Path) -> None:
 def test_a_directory_given_as_the_file_is_called_a_directory(tmp_path: Path, command: str) -> None:
     extra = ["--shock", "ETHUSDT=-5%"] if command == "scenario" else []
     code, out, err = run_cli(command, str(tmp_path), *extra)
-    assert_refused(code, out, err, "FILE", f"{tmp_path} is a directory")
+    argument = "BOOK" if command == "stress" else "FILE"  # the argument's name in --help
+    assert_refused(code, out, err, argument, f"{tmp_path} is a directory")
 
 
 @pytest.mark.parametrize("command", ["replay", "check"])

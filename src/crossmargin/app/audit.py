@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from crossmargin.app.events import Event, FundingSettled, MarkPriceUpdated, apply_record
+from crossmargin.app.events import Event, FundingSettled, MarkPriceUpdated
+from crossmargin.app.evolve import apply_record
 from crossmargin.app.model import EngineState
 from crossmargin.app.snapshot import money_total, state_to_data
 from crossmargin.app.views import scope_ids, scope_state

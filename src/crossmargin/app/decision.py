@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from crossmargin.app.events import Event, evolve
+from crossmargin.app.events import Event
+from crossmargin.app.evolve import evolve
 from crossmargin.app.model import Account, Draft, Reason
 
 

@@ -11,13 +11,13 @@ import decimal
 from decimal import Decimal
 from typing import Any
 
-from crossmargin.app.events import (
+from crossmargin.app.model import CALLED, Account, EngineState, Ledgers, resting_key
+from crossmargin.app.records import (
     order_from_dict,
     order_to_dict,
     position_from_dict,
     position_to_dict,
 )
-from crossmargin.app.model import CALLED, Account, EngineState, Ledgers, resting_key
 from crossmargin.core.position import MarginMode, PositionMode
 
 

@@ -28,9 +28,11 @@ import dataclasses
 from dataclasses import dataclass
 from decimal import Decimal
 
-from crossmargin.app.events import FillEvent, OrderFilled, PositionChange, StateLike
+from crossmargin.app.events import FillEvent, OrderFilled
+from crossmargin.app.evolve import StateLike
 from crossmargin.app.ledgers import FEE_INCOME, INSURANCE_FUND, TRADING, Ledger, Posting, postings
 from crossmargin.app.model import BOTH, Account, Order
+from crossmargin.app.records import PositionChange
 from crossmargin.core.fills import apply_fill
 from crossmargin.core.numbers import ZERO, round_balance_delta, round_requirement
 from crossmargin.core.position import PositionMode, Side

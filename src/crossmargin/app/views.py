@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from decimal import Decimal
 
-from crossmargin.app.events import StateLike
+from crossmargin.app.evolve import StateLike
 from crossmargin.app.model import Account
 from crossmargin.core.numbers import ZERO
 from crossmargin.core.position import Position

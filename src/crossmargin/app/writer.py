@@ -26,7 +26,7 @@ from typing import Any
 from crossmargin.app import screening
 from crossmargin.app.commands import Command
 from crossmargin.app.decide import decide
-from crossmargin.app.events import apply_record
+from crossmargin.app.evolve import apply_record
 from crossmargin.app.model import EngineState
 from crossmargin.app.snapshot import state_from_data, state_to_data
 from crossmargin.core.errors import InvalidInput, InvariantViolation

@@ -20,6 +20,7 @@ from crossmargin.cli.engine_cmd import register as register_engine_commands
 from crossmargin.cli.risk_view import account_table, scenario_table
 from crossmargin.cli.serve import register as register_serve
 from crossmargin.cli.stress import register as register_stress
+from crossmargin.core import json_input
 from crossmargin.core.errors import CrossmarginError, InvalidInput
 from crossmargin.core.portfolio import parse_portfolio, report_json
 from crossmargin.core.risk import account_report
@@ -31,54 +32,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"crossmargin: error: {message}\n")
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise InvalidInput(key, "appears twice in one object")
-        result[key] = value
-    return result
-
-
 def load_json(source: str) -> Any:
-    """Read JSON from a file or ``-`` (stdin); numbers become Decimal, never float."""
+    """Read JSON from a file or ``-`` (stdin) under the edge rules of core.json_input (numbers
+    as Decimal, never float; no duplicate keys, NaN, or hostile nesting)."""
     if source == "-":
-        text, name = sys.stdin.read(), "stdin"
-    else:
-        path = Path(source)
-        if path.is_dir():
-            raise InvalidInput("FILE", f"{source} is a directory; give a portfolio JSON file")
-        if not path.is_file():
-            raise InvalidInput("FILE", f"no such file: {source}")
-        try:
-            text, name = path.read_text(encoding="utf-8"), source
-        except (OSError, UnicodeDecodeError) as error:
-            raise InvalidInput("FILE", f"cannot read {source}: {error}") from None
+        return json_input.load_json(sys.stdin.read(), field="stdin")
+    return json_input.load_json(read_input_file(source, "FILE"), field=source)
+
+
+def read_input_file(source: str, field: str) -> str:
+    """The text of the file a user named, or an InvalidInput naming ``field``."""
+    path = Path(source)
+    if path.is_dir():
+        raise InvalidInput(field, f"{source} is a directory; give a portfolio JSON file")
+    if not path.is_file():
+        raise InvalidInput(field, f"no such file: {source}")
     try:
-        return json.loads(
-            text,
-            parse_float=Decimal,
-            parse_constant=lambda constant: constant,
-            object_pairs_hook=_reject_duplicates,
-        )
-    except json.JSONDecodeError as error:
-        raise InvalidInput(
-            name, f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
-        ) from None
-
-
-def _each(document: Any, build: Any) -> Any:
-    """Apply ``build`` to one portfolio or to each of a list, prefixing errors with the index."""
-    if isinstance(document, list):
-        results = []
-        for index, item in enumerate(document):
-            try:
-                results.append(build(item))
-            except InvalidInput as error:
-                field = f"[{index}].{error.field}" if error.field else f"[{index}]"
-                raise InvalidInput(field, error.problem) from None
-        return results
-    return build(document)
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput(field, f"cannot read {source}: {error}") from None
 
 
 def _risk(item: Any) -> dict[str, Any]:
@@ -86,7 +58,7 @@ def _risk(item: Any) -> dict[str, Any]:
 
 
 def cmd_risk(args: argparse.Namespace) -> str:
-    result = _each(load_json(args.file), _risk)
+    result = json_input.one_or_many(load_json(args.file), _risk, field=args.file)
     if not args.table:
         return json.dumps(result, indent=2)
     reports = result if isinstance(result, list) else [result]
@@ -130,7 +102,7 @@ def cmd_scenario(args: argparse.Namespace) -> str:
             "shocked": report_json(account_report(shocked)),
         }
 
-    result = _each(load_json(args.file), build)
+    result = json_input.one_or_many(load_json(args.file), build, field=args.file)
     if not args.table:
         return json.dumps(result, indent=2)
     results = result if isinstance(result, list) else [result]

@@ -8,22 +8,27 @@
   scan, not the interpreter's stack);
 * integers of more than ``MAX_INT_DIGITS`` digits (Python refuses to convert beyond 4,300 digits;
   no field of ours needs more than 40);
-* ``NaN`` and ``Infinity``, duplicate keys, and strings holding an unpaired UTF-16 surrogate
+* ``NaN`` and ``Infinity`` (naming the field that holds one, ``positions[0].quantity``),
+  duplicate keys (naming the key), and strings holding an unpaired UTF-16 surrogate
   (``"\\ud800"``: valid JSON, but it cannot be written back as UTF-8, to a log or a socket).
 
 Error messages quote input through ``ascii()``, so reporting bad input cannot fail in turn.
+
+``one_or_many`` is the "one item or a list of them" reading every edge shares (a portfolio file,
+a risk request): errors inside the list name their index.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from crossmargin.core.errors import InvalidInput
 
+T = TypeVar("T")
 MAX_JSON_BYTES = 1_000_000
 MAX_JSON_DEPTH = 64
 MAX_INT_DIGITS = 40
@@ -43,6 +48,29 @@ def _depth(text: str) -> int:
         else:
             depth -= 1
     return deepest
+
+
+class _NonFinite:
+    """What ``NaN`` / ``Infinity`` parse to, until the walk finds where it sits."""
+
+    def __init__(self, text: str) -> None:
+        self.problem = "NaN is not a number" if text == "NaN" else "must be finite"
+
+
+def _non_finite(value: Any, path: str = "") -> tuple[str, str] | None:
+    """(path, problem) of the first NaN or Infinity in ``value``, depth first."""
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, _NonFinite):
+            return where, item.problem
+        if isinstance(item, dict):
+            for key, inner in reversed(list(item.items())):
+                stack.append((f"{where}.{key}" if where else key, inner))
+        elif isinstance(item, list):
+            for index in range(len(item) - 1, -1, -1):
+                stack.append((f"{where}[{index}]", item[index]))
+    return None
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -79,7 +107,7 @@ def load_json(
         if len(text) > max_bytes:
             raise InvalidInput(field, f"longer than {max_bytes:,} characters")
     if not text.strip():
-        raise InvalidInput(field, "no JSON given")
+        raise InvalidInput(field, "invalid JSON at line 1 column 1: the input is empty")
     if _depth(text) > max_depth:
         raise InvalidInput(field, f"nested deeper than {max_depth} levels")
 
@@ -88,16 +116,17 @@ def load_json(
             raise InvalidInput(field, f"an integer of more than {MAX_INT_DIGITS} digits")
         return int(digits)
 
+    constants: list[_NonFinite] = []
+
     def constant(name: str) -> Any:
-        raise InvalidInput(field, f"{name} is not a number JSON allows")
+        constants.append(_NonFinite(name))
+        return constants[-1]
 
     def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key, value in pairs:
             if key in result:
-                raise InvalidInput(
-                    f"{field}.{key}" if field else key, "appears twice in one object"
-                )
+                raise InvalidInput(key, "appears twice in one object")
             result[key] = value
         return result
 
@@ -115,6 +144,10 @@ def load_json(
         ) from None
     except RecursionError:  # a backstop: the depth scan refuses such input first
         raise InvalidInput(field, "nested too deeply") from None
+    if constants:
+        found = _non_finite(value)
+        where, problem = found if found is not None else ("", constants[0].problem)
+        raise InvalidInput(where or field, problem)
     if _SURROGATE_ESCAPE.search(text):
         for string in _strings(value):
             try:
@@ -124,3 +157,29 @@ def load_json(
                     field, f"a string holds an unpaired surrogate: {string[:20]!a}"
                 ) from None
     return value
+
+
+def one_or_many(
+    document: Any,
+    build: Callable[[Any], T],
+    *,
+    limit: int | None = None,
+    field: str = "body",
+) -> T | list[T]:
+    """``build`` applied to one item or to each item of a list; an error inside item ``i`` names
+    ``[i].<field>``, so a user can find it. ``limit``: the most items a list may hold."""
+    if not isinstance(document, list):
+        return build(document)
+    if limit is not None and len(document) > limit:
+        raise InvalidInput(field, f"at most {limit:,} items per request, got {len(document):,}")
+    results = []
+    for index, item in enumerate(document):
+        try:
+            results.append(build(item))
+        except InvalidInput as error:
+            name = error.field
+            joined = name if name.startswith("[") else f".{name}"
+            raise InvalidInput(
+                f"[{index}]{joined}" if name else f"[{index}]", error.problem
+            ) from None
+    return results

@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from crossmargin import __version__
-from crossmargin.service import accounts, api, errors, ws
+from crossmargin.service import accounts, api, errors, headers, ws
 from crossmargin.service.context import Feed, ServiceContext
 from crossmargin.service.host import EngineHost, EngineSettings
 from crossmargin.service.keys import KeyRing
@@ -68,6 +68,7 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    headers.install(app)
     app.include_router(api.router)
     app.include_router(accounts.router)
     app.include_router(ws.router)

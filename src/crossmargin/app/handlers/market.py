@@ -15,11 +15,12 @@ from decimal import Decimal
 
 from crossmargin.app.commands import SettleFunding, UpdateMark
 from crossmargin.app.decision import Decision, reject, symbol_of
-from crossmargin.app.events import FundingSettled, MarkPriceUpdated, Payment
+from crossmargin.app.events import FundingSettled, MarkPriceUpdated
 from crossmargin.app.examination import tick_candidates
 from crossmargin.app.handlers.orders import fill_order
 from crossmargin.app.ledgers import FUNDING, Ledger, Posting
 from crossmargin.app.model import Reason, resting_key
+from crossmargin.app.records import Payment
 from crossmargin.core.numbers import round_balance_delta, round_requirement
 
 

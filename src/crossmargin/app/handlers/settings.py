@@ -16,12 +16,12 @@ from crossmargin.app.events import (
     LeverageChanged,
     MarginModeChanged,
     OrderRepriced,
-    PositionChange,
     PositionLeverageChanged,
     PositionModeChanged,
 )
 from crossmargin.app.handlers.orders import reserve_for
 from crossmargin.app.model import Account, Reason
+from crossmargin.app.records import PositionChange
 from crossmargin.app.views import book_for, free_margin
 from crossmargin.core.numbers import ZERO
 from crossmargin.core.position import Position, PositionMode
