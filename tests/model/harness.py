@@ -12,7 +12,9 @@ over the in-memory event store) and on :class:`tests.model.reference.ReferenceMo
 * the engine's LiquidationTriggered scopes are the model's, in order;
 * conservation: every ledger sums to exactly zero, in the engine and in the model;
 * on both: no scope is left liquidatable, no scope without a position holds negative
-  collateral, the fund is not negative, a bankrupt scope ends at exactly zero;
+  collateral, the fund is not negative; a bankrupt scope is settled to exactly zero (in the
+  engine: its collateral ledger, folded through the postings, is 0 when the examination moves
+  on; in the model: asserted where it settles);
 * every engine ADL fill is at the bankrupt position's bankruptcy price (the price its
   ScopeBankrupt event names), between the mark and that position's entry price, on the bankrupt
   position's own symbol, and the counterparty's fill mirrors it.

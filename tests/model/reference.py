@@ -6,10 +6,12 @@ the examination with liquidation, insurance fund, ADL and bad debt) and returns 
 :class:`Outcome` (status, reason, the model's own event records). It shares no code with the
 engine (crossmargin.app / core / batch): only the bundled bracket table, read as data.
 
-Where the specification is silent the model takes the reading closest to Binance's rules, named
-in a comment (reduce-only and hedge-mode closes are clipped to the position when they fill, and
-the clipped remainder is cancelled; resting limits with the same id on two accounts fill in
-(order id, account) order).
+Where the specification is silent the model takes the reading closest to Binance's rules:
+reduce-only and hedge-mode closes are clipped to the position when they fill and the clipped
+remainder is cancelled (a hedge-mode close never opens, as on Binance); resting limits with the
+same id on two accounts fill in (order id, account) order; a resting market order (external
+matching) is re-reserved at the current mark; a liquidation that leaves a scope without
+positions and below zero (a non-bankrupt close's remainder, rounding dust) settles it at once.
 """
 
 from __future__ import annotations
