@@ -10,7 +10,7 @@ import pytest
 from crossmargin.app import screening
 from crossmargin.app.evolve import apply_record
 from crossmargin.app.records import position_to_dict
-from crossmargin.app.views import scopes_at_risk
+from crossmargin.app.views import account_scopes
 from crossmargin.app.writer import build_state
 from crossmargin.core.position import MarginMode, Position, Side
 
@@ -101,11 +101,14 @@ def test_screen_flags_every_scope_the_core_finds_at_or_past_the_threshold(
             cross_holds = any(
                 p.symbol == symbol and not p.is_isolated for p in account.positions.values()
             )
-            for scope, _, _, ratio, liquidatable in scopes_at_risk(state, account):
-                at_risk = liquidatable or ratio is None or ratio >= Decimal("0.8")
-                moved = cross_holds if scope == "cross" else scope.split(":")[1] == symbol
+            for scope in account_scopes(state, account):
+                if not scope.positions:
+                    continue
+                ratio = scope.margin_ratio
+                at_risk = scope.liquidatable or ratio is None or ratio >= Decimal("0.8")
+                moved = cross_holds if scope.id.is_cross else scope.id.symbol == symbol
                 if at_risk and moved:
-                    assert account_id in flagged, (account_id, scope, ratio)
+                    assert account_id in flagged, (account_id, str(scope.id), ratio)
                     checked.append(scope)
     assert checked, "the fixture should put some scopes at risk"
 

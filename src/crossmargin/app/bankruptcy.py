@@ -36,10 +36,10 @@ from crossmargin.app.events import (
 from crossmargin.app.ledgers import BAD_DEBT, INSURANCE_FUND, Ledger, postings
 from crossmargin.app.model import Account
 from crossmargin.app.trading import Fill, book_fill
-from crossmargin.app.views import ScopeState, book_for, scope_state
+from crossmargin.app.views import book_for, scope_state
 from crossmargin.core.numbers import ZERO, round_balance_delta, round_trigger_price
 from crossmargin.core.position import Position, Side
-from crossmargin.core.risk import total_risk
+from crossmargin.core.risk import Scope, total_risk
 from crossmargin.core.scope import ScopeId
 
 QUANTITY_QUANTUM = Decimal("1e-8")
@@ -89,7 +89,7 @@ def _mark(d: Decision, position: Position) -> Decimal:
 
 
 def bankruptcy_plan(
-    d: Decision, account_id: str, scope: ScopeState
+    d: Decision, account_id: str, scope: Scope
 ) -> list[tuple[Key, Position, Decimal, Decimal]]:
     """(key, position, mark, bankruptcy price) for each position, in takeover order."""
     positions = d.draft.accounts[account_id].positions
@@ -109,19 +109,19 @@ def bankruptcy_plan(
     return plan
 
 
-def bankrupt(d: Decision, account_id: str, scope: ScopeState) -> None:
+def bankrupt(d: Decision, account_id: str, scope: Scope) -> None:
     plan = bankruptcy_plan(d, account_id, scope)
     d.emit(
         ScopeBankrupt(
             account=account_id,
-            scope=scope.scope,
+            scope=scope.id,
             deficit=-scope.margin_balance,
             prices={f"{key[0]}:{key[1]}": price for key, _, _, price in plan},
         )
     )
     for key, position, mark, price in plan:
         if price == mark:
-            fill = close_fill(account_id, key, position, position.quantity, mark, scope=scope.scope)
+            fill = close_fill(account_id, key, position, position.quantity, mark, scope=scope.id)
             d.emit(book_fill(d.draft, fill))
             continue
         quantity = position.quantity
@@ -133,19 +133,19 @@ def bankrupt(d: Decision, account_id: str, scope: ScopeState) -> None:
                 position,
                 taken,
                 price,
-                scope=scope.scope,
+                scope=scope.id,
                 market_price=mark,
                 taken_over_by="insurance_fund",
             )
             d.emit(book_fill(d.draft, fill))
         left = quantity - taken
         if left > 0:
-            left = _auto_deleverage(d, account_id, scope.scope, key, price, left)
+            left = _auto_deleverage(d, account_id, scope.id, key, price, left)
         if left > 0:  # no counterparty left: the rest closes at the mark, its gap unpaid
             current = d.draft.accounts[account_id].positions[key]
-            fill = close_fill(account_id, key, current, left, mark, scope=scope.scope)
+            fill = close_fill(account_id, key, current, left, mark, scope=scope.id)
             d.emit(book_fill(d.draft, fill))
-    after = scope_state(d.draft, d.draft.accounts[account_id], scope.scope)
+    after = scope_state(d.draft, d.draft.accounts[account_id], scope.id)
     settle(d, account_id, after, collect=True)
 
 
@@ -237,22 +237,22 @@ def _auto_deleverage(
     return left
 
 
-def settle(d: Decision, account_id: str, scope: ScopeState, *, collect: bool = False) -> None:
+def settle(d: Decision, account_id: str, scope: Scope, *, collect: bool = False) -> None:
     """Bring a scope without positions to exactly zero: a surplus (only after a bankruptcy,
     ``collect``) goes to the fund; a deficit is paid by the fund, then recorded as bad debt."""
-    ledger = Ledger.collateral(account_id, scope.scope)
+    ledger = Ledger.collateral(account_id, scope.id)
     balance = scope.collateral
     if balance > 0 and collect:
-        d.emit(_money(InsuranceFundCollected, account_id, scope.scope, balance, ledger))
+        d.emit(_money(InsuranceFundCollected, account_id, scope.id, balance, ledger))
         return
     if balance >= 0:
         return
     paid = min(-balance, d.draft.ledgers.insurance_fund)
     if paid > 0:
-        d.emit(_money(InsuranceFundPaid, account_id, scope.scope, paid, ledger))
+        d.emit(_money(InsuranceFundPaid, account_id, scope.id, paid, ledger))
     unpaid = -balance - paid
     if unpaid > 0:
-        d.emit(_money(BadDebtRecorded, account_id, scope.scope, unpaid, ledger))
+        d.emit(_money(BadDebtRecorded, account_id, scope.id, unpaid, ledger))
 
 
 def _money(

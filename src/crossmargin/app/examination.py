@@ -43,11 +43,12 @@ from crossmargin.app.events import (
 from crossmargin.app.ledgers import INSURANCE_FUND, Ledger, postings
 from crossmargin.app.model import CALLED
 from crossmargin.app.trading import book_fill
-from crossmargin.app.views import ScopeState, scope_ids, scope_state
+from crossmargin.app.views import scope_ids, scope_state
 from crossmargin.core.errors import InvariantViolation
 from crossmargin.core.margin import maintenance_margin, maintenance_terms
 from crossmargin.core.numbers import ZERO, round_balance_delta, round_requirement
 from crossmargin.core.position import Position
+from crossmargin.core.risk import Scope
 from crossmargin.core.scope import ScopeId
 
 MARGIN_CALL_THRESHOLD = Decimal("0.8")
@@ -116,7 +117,7 @@ def settle_slot(d: Decision, account_id: str, key: Key) -> None:
         settle(d, account_id, scope)
 
 
-def _state(d: Decision, account_id: str, scope: ScopeId) -> ScopeState:
+def _state(d: Decision, account_id: str, scope: ScopeId) -> Scope:
     return scope_state(d.draft, d.draft.accounts[account_id], scope)
 
 
@@ -144,18 +145,18 @@ def _margin_calls(d: Decision, account_id: str) -> None:
             d.emit(MarginCallCleared(account=account_id, scope=ScopeId.parse(name)))
 
 
-def _liquidate(d: Decision, account_id: str, scope: ScopeState) -> None:
+def _liquidate(d: Decision, account_id: str, scope: Scope) -> None:
     d.emit(
         LiquidationTriggered(
             account=account_id,
-            scope=scope.scope,
+            scope=scope.id,
             margin_balance=scope.margin_balance,
             maintenance_margin=scope.risk.maintenance_margin,
         )
     )
-    _cancel_orders(d, account_id, scope.scope)
+    _cancel_orders(d, account_id, scope.id)
     for _ in range(MAX_PASSES):
-        scope = _state(d, account_id, scope.scope)
+        scope = _state(d, account_id, scope.id)
         if not scope.keys or not scope.liquidatable:
             break
         if scope.margin_balance < 0:
@@ -165,8 +166,8 @@ def _liquidate(d: Decision, account_id: str, scope: ScopeState) -> None:
         key = max(scope.keys, key=lambda k: (positions[k].quantity * _mark(d, positions[k]), k))
         _reduce(d, account_id, scope, key, positions[key])
     else:
-        raise InvariantViolation(f"{account_id} {scope.scope}: liquidation did not finish")
-    scope = _state(d, account_id, scope.scope)
+        raise InvariantViolation(f"{account_id} {scope.id}: liquidation did not finish")
+    scope = _state(d, account_id, scope.id)
     if not scope.keys and scope.collateral < 0:  # rounding dust of the closes
         settle(d, account_id, scope)
 
@@ -197,29 +198,29 @@ def _clearance_fee(d: Decision, position: Position, closed: Decimal, balance: De
     return min(owed, max(ZERO, round_balance_delta(balance)))
 
 
-def _reduce(d: Decision, account_id: str, scope: ScopeState, key: Key, position: Position) -> None:
+def _reduce(d: Decision, account_id: str, scope: Scope, key: Key, position: Position) -> None:
     mark = _mark(d, position)
     quantity = _partial_quantity(d, scope, position, mark)
     partial = quantity < position.quantity
     fee = _clearance_fee(d, position, quantity, scope.margin_balance)
     if fee > 0:
-        collateral = Ledger.collateral(account_id, scope.scope)
+        collateral = Ledger.collateral(account_id, scope.id)
         d.emit(
             LiquidationFeeCharged(
                 account=account_id,
-                scope=scope.scope,
+                scope=scope.id,
                 amount=fee,
                 postings=postings((collateral, -fee), (INSURANCE_FUND, fee)),
             )
         )
     # a partial cut keeps the isolated margin with the rest; a whole close releases what is left
     fill = close_fill(
-        account_id, key, position, quantity, mark, keep_margin=partial, scope=scope.scope
+        account_id, key, position, quantity, mark, keep_margin=partial, scope=scope.id
     )
     d.emit(book_fill(d.draft, fill))
 
 
-def _partial_quantity(d: Decision, scope: ScopeState, position: Position, mark: Decimal) -> Decimal:
+def _partial_quantity(d: Decision, scope: Scope, position: Position, mark: Decimal) -> Decimal:
     """How much of ``position`` to close: the least, bracket by bracket, that restores margin.
 
     For each lower bracket, from the next one down, the position is cut to that bracket's cap;

@@ -108,9 +108,16 @@ def cmd_serve(args: argparse.Namespace) -> str:
         if args.demo:
             lock.acquire()  # held until this process ends; a second demo here is refused
         app = _prepare(args, var, database, symbols, feed, port=port)
-        server = uvicorn.Server(
-            uvicorn.Config(app, host=args.host, port=port, log_level=args.log_level)
+        from crossmargin.service.app import WS_MAX_MESSAGE_BYTES
+
+        config = uvicorn.Config(
+            app,
+            host=args.host,
+            port=port,
+            log_level=args.log_level,
+            ws_max_size=WS_MAX_MESSAGE_BYTES,
         )
+        server = uvicorn.Server(config)
         server.run(sockets=[sock])
         if not server.started:
             raise SystemExit(3)  # as uvicorn.run: the app failed to start (its error is logged)

@@ -6,7 +6,7 @@ symbol, group-committed together) stamped with the mark's time for the price his
 * :class:`ReplayFeed`: a bundled episode (``sim.episodes``, real Binance hourly candles around a
   real crash) replayed intrabar (O, nearer extreme, farther extreme, C; see ``sim.feed``) at
   ``speed`` x real time, from ``start`` (default: the episode's start). Pacing awaits
-  ``asyncio.sleep``, anchored at the first mark like ``sim.feed.paced``, so a slow engine does not
+  ``asyncio.sleep``, anchored at the first mark, so a slow engine does not
   accumulate drift. Commands are the feed's own (principal ``feed``: no account can claim their
   ids) with ids ``replay.<episode>.<time>.<symbol>``: after a restart the marks already in the log
   come back as duplicates and change nothing.

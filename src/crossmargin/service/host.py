@@ -27,13 +27,8 @@ from crossmargin.app.writer import OPERATOR, Engine, log_key
 from crossmargin.core.errors import InvariantViolation, StorageError
 from crossmargin.ledger import open_store
 from crossmargin.ledger.store import StoredEntry
-from crossmargin.service.views import (
-    account_view,
-    event_accounts,
-    holders_of,
-    redact_for,
-    symbols_marked,
-)
+from crossmargin.service.redaction import event_accounts, redact_for
+from crossmargin.service.views import account_view, holders_of, symbols_marked
 from crossmargin.service.wire import dumps, plain
 
 T = TypeVar("T")
@@ -55,11 +50,14 @@ class EngineSettings:
 
 @dataclass(slots=True, eq=False)
 class Subscriber:
-    """One WebSocket's outbox. ``account`` None: the price stream."""
+    """One WebSocket's outbox. ``account`` None: the price stream. ``credential``: the hash of
+    the key it authenticated with; ``revoked`` is set when that key stops working."""
 
     account: str | None
+    credential: str = ""
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(SUBSCRIBER_BACKLOG))
     overflowed: bool = False
+    revoked: asyncio.Event = field(default_factory=asyncio.Event)
 
     def offer(self, text: str) -> None:
         if self.overflowed:
@@ -77,8 +75,8 @@ class Hub:
         self.prices: set[Subscriber] = set()
         self.accounts: dict[str, set[Subscriber]] = {}
 
-    def subscribe(self, account: str | None) -> Subscriber:
-        subscriber = Subscriber(account=account)
+    def subscribe(self, account: str | None, credential: str = "") -> Subscriber:
+        subscriber = Subscriber(account=account, credential=credential)
         if account is None:
             self.prices.add(subscriber)
         else:
@@ -94,6 +92,15 @@ class Hub:
             group.discard(subscriber)
             if not group:
                 del self.accounts[subscriber.account]
+
+    def revoke(self, credentials: frozenset[str]) -> int:
+        """Mark every subscriber of these keys revoked (its handler closes it); how many."""
+        found = 0
+        for subscriber in (*self.prices, *(s for group in self.accounts.values() for s in group)):
+            if subscriber.credential in credentials:
+                subscriber.revoked.set()
+                found += 1
+        return found
 
     def watched(self) -> frozenset[str]:
         return frozenset(self.accounts)

@@ -49,7 +49,12 @@ from crossmargin.core.errors import InvalidInput
 from crossmargin.core.json_input import load_json
 from crossmargin.core.numbers import parse_decimal, parse_non_negative, parse_positive
 from crossmargin.core.position import MarginMode, Side
-from crossmargin.core.venues import DEFAULT_VENUE, MarginModeScope, VenueRules, venue
+from crossmargin.core.venues import (
+    DEFAULT_VENUE,
+    MarginModeScope,
+    VenueRules,
+    venue,
+)
 from crossmargin.sim.market import parse_utc_datetime
 
 MODES = ("cross", "isolated", "mixed")
