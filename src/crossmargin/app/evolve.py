@@ -100,14 +100,11 @@ def _apply_postings(state: StateLike, postings: tuple[Posting, ...]) -> None:
             moves = isolated_moves.setdefault(ledger.account, {})
             key = (ledger.symbol, ledger.slot)
             moves[key] = moves.get(key, ZERO) + amount
-        elif ledger.kind is LedgerKind.INSURANCE_FUND:
-            ledgers.insurance_fund += amount
-        elif ledger.kind is LedgerKind.FEE_INCOME:
-            ledgers.fee_income += amount
-        elif ledger.kind is LedgerKind.BAD_DEBT:
-            ledgers.bad_debt += amount
-        else:
+        elif ledger.kind is LedgerKind.EXTERNAL:
             ledgers.external[ledger.flow] = ledgers.external.get(ledger.flow, ZERO) + amount
+        else:  # insurance_fund, fee_income, bad_debt: the Ledgers field of that name
+            name = ledger.kind.value
+            setattr(ledgers, name, getattr(ledgers, name) + amount)
     for account_id in wallets.keys() | isolated_moves.keys():
         account = state.accounts[account_id]
         changes: dict[str, Any] = {}

@@ -95,19 +95,7 @@ def load_json(
     max_depth: int = MAX_JSON_DEPTH,
 ) -> Any:
     """Parse ``data`` as JSON under the rules above."""
-    if isinstance(data, bytes):
-        if len(data) > max_bytes:
-            raise InvalidInput(field, f"longer than {max_bytes:,} bytes")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise InvalidInput(field, f"not valid UTF-8 (byte {error.start})") from None
-    else:
-        text = data
-        if len(text) > max_bytes:
-            raise InvalidInput(field, f"longer than {max_bytes:,} characters")
-    if not text.strip():
-        raise InvalidInput(field, "invalid JSON at line 1 column 1: the input is empty")
+    text = _text(data, field, max_bytes)
     if _depth(text) > max_depth:
         raise InvalidInput(field, f"nested deeper than {max_depth} levels")
 
@@ -149,14 +137,36 @@ def load_json(
         where, problem = found if found is not None else ("", constants[0].problem)
         raise InvalidInput(where or field, problem)
     if _SURROGATE_ESCAPE.search(text):
-        for string in _strings(value):
-            try:
-                string.encode("utf-8")
-            except UnicodeEncodeError:
-                raise InvalidInput(
-                    field, f"a string holds an unpaired surrogate: {string[:20]!a}"
-                ) from None
+        _refuse_lone_surrogates(value, field)
     return value
+
+
+def _text(data: str | bytes, field: str, max_bytes: int) -> str:
+    """``data`` as text, within ``max_bytes``, not empty."""
+    if isinstance(data, bytes):
+        if len(data) > max_bytes:
+            raise InvalidInput(field, f"longer than {max_bytes:,} bytes")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InvalidInput(field, f"not valid UTF-8 (byte {error.start})") from None
+    else:
+        text = data
+        if len(text) > max_bytes:
+            raise InvalidInput(field, f"longer than {max_bytes:,} characters")
+    if not text.strip():
+        raise InvalidInput(field, "invalid JSON at line 1 column 1: the input is empty")
+    return text
+
+
+def _refuse_lone_surrogates(value: Any, field: str) -> None:
+    for string in _strings(value):
+        try:
+            string.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                field, f"a string holds an unpaired surrogate: {string[:20]!a}"
+            ) from None
 
 
 def one_or_many(

@@ -49,35 +49,20 @@ def place_order(d: Decision, c: PlaceOrder) -> None:
     symbol = symbol_of(d, c.symbol)
     if c.order_id in account.orders:  # unique per account: another account's ids are not ours
         raise reject(Reason.DUPLICATE_ORDER_ID, f"you have an open order {c.order_id!r}")
-    side = c.side
-    if account.position_mode is PositionMode.HEDGE and c.position_side is None:
-        raise reject(Reason.POSITION_SIDE_MISMATCH, "hedge mode needs position_side long or short")
-    if account.position_mode is PositionMode.ONE_WAY and c.position_side is not None:
-        raise reject(Reason.POSITION_SIDE_MISMATCH, "one-way mode takes no position_side")
-    slot = slot_for(account, side, c.position_side)
+    slot = _slot(account, c)
     mark = d.draft.marks.get(symbol)
     if mark is None:
         raise reject(Reason.NO_MARK_PRICE, f"no mark price for {symbol} yet")
-    increasing = increasing_quantity(account, symbol, slot, side, c.quantity)
-    reducible = _reducible(account, symbol, slot, side)
-    if c.reduce_only and reducible == 0:
-        raise reject(Reason.REDUCE_ONLY_WOULD_INCREASE, f"no {symbol} position for it to reduce")
-    if slot != BOTH and increasing == 0 and c.quantity > reducible:
-        raise reject(
-            Reason.REDUCE_ONLY_WOULD_INCREASE,
-            f"a hedge-mode close of {c.quantity} exceeds the {reducible} held",
-        )
-    if c.reduce_only:
-        increasing = ZERO
+    increasing = _increasing(account, c, slot)
     order_price = c.price if c.price is not None else mark
     immediate = d.matching == "simulated" and (
-        c.order_type is OrderType.MARKET or side.sign * (order_price - mark) >= 0
+        c.order_type is OrderType.MARKET or c.side.sign * (order_price - mark) >= 0
     )
     fill_price = mark if immediate else order_price
-    _check_leverage(d, account, symbol, slot, side, increasing, fill_price)
+    _check_leverage(d, account, symbol, slot, c.side, increasing, fill_price)
     cost = ZERO
     if increasing > 0:
-        cost = _cost(d, account, symbol, side, increasing, fill_price, order_price, mark)
+        cost = _cost(d, account, symbol, c.side, increasing, fill_price, order_price, mark)
         if immediate:
             taker = d.draft.instruments[symbol].taker_fee_rate
             cost = round_requirement(cost + increasing * fill_price * taker)
@@ -91,7 +76,7 @@ def place_order(d: Decision, c: PlaceOrder) -> None:
         order_id=c.order_id,
         account=account.account_id,
         symbol=symbol,
-        side=side,
+        side=c.side,
         position_side=slot,
         order_type=c.order_type,
         quantity=c.quantity,
@@ -99,16 +84,39 @@ def place_order(d: Decision, c: PlaceOrder) -> None:
         reduce_only=c.reduce_only,
         reserved=ZERO if immediate else cost,
     )
-    # An order that fills at once never rests: its details ride along without being stored.
-    if immediate:
-        d.emit(OrderAccepted(account=account.account_id, accepted=order))
-    else:
-        d.emit(OrderAccepted(account=account.account_id, order=order))
     d.result["order_id"] = c.order_id
-    if immediate:
-        rate = d.draft.instruments[symbol].taker_fee_rate
-        fill_order(d, order, c.quantity, mark, rate, "taker")
-        d.result["filled"] = True
+    if not immediate:
+        d.emit(OrderAccepted(account=account.account_id, order=order))
+        return
+    # An order that fills at once never rests: its details ride along without being stored.
+    d.emit(OrderAccepted(account=account.account_id, accepted=order))
+    rate = d.draft.instruments[symbol].taker_fee_rate
+    fill_order(d, order, c.quantity, mark, rate, "taker")
+    d.result["filled"] = True
+
+
+def _slot(account: Account, c: PlaceOrder) -> str:
+    """The slot the order trades; hedge mode needs ``position_side``, one-way mode refuses it."""
+    if account.position_mode is PositionMode.HEDGE and c.position_side is None:
+        raise reject(Reason.POSITION_SIDE_MISMATCH, "hedge mode needs position_side long or short")
+    if account.position_mode is PositionMode.ONE_WAY and c.position_side is not None:
+        raise reject(Reason.POSITION_SIDE_MISMATCH, "one-way mode takes no position_side")
+    return slot_for(account, c.side, c.position_side)
+
+
+def _increasing(account: Account, c: PlaceOrder, slot: str) -> Decimal:
+    """The part of the order that opens or increases a position (zero for reduce-only);
+    refuses a reduce-only order with nothing to reduce and a hedge-mode close beyond the slot."""
+    increasing = increasing_quantity(account, c.symbol, slot, c.side, c.quantity)
+    reducible = _reducible(account, c.symbol, slot, c.side)
+    if c.reduce_only and reducible == 0:
+        raise reject(Reason.REDUCE_ONLY_WOULD_INCREASE, f"no {c.symbol} position for it to reduce")
+    if slot != BOTH and increasing == 0 and c.quantity > reducible:
+        raise reject(
+            Reason.REDUCE_ONLY_WOULD_INCREASE,
+            f"a hedge-mode close of {c.quantity} exceeds the {reducible} held",
+        )
+    return ZERO if c.reduce_only else increasing
 
 
 def _cost(
