@@ -26,6 +26,16 @@ class FillResult:
     fee: Decimal
     before: Pos | None
     after: Pos | None
+    covered: tuple[Decimal, Decimal] = (ZERO, ZERO)  # a flip's slot deficit: (fund, bad debt)
+
+
+def cover_deficit(state: State, deficit: Decimal) -> tuple[Decimal, Decimal]:
+    """A scope's deficit: the insurance fund pays what it can, the rest is bad debt. The caller
+    credits the scope's collateral with the whole ``deficit``."""
+    paid = min(state.fund, deficit)
+    state.fund -= paid
+    state.bad_debt -= deficit - paid
+    return paid, deficit - paid
 
 
 def book_fill(
@@ -50,6 +60,7 @@ def book_fill(
     fee_close = up(closed * price * rate)
     fee_open = up(opened * price * rate)
     realized = ZERO
+    covered = (ZERO, ZERO)
     after = position
     if closed > 0:
         assert position is not None
@@ -71,6 +82,12 @@ def book_fill(
         else:
             account.wallet += realized - fee_close
         state.fee_income += fee_close
+    if opened > 0 and isolated and account.margin(key) < 0:
+        # a flip whose close left the slot below zero (an outside fill far from the mark): the
+        # slot is settled before the new position opens in it, which starts with its own margin
+        deficit = -account.margin(key)
+        covered = cover_deficit(state, deficit)
+        account.move_margin(key, deficit)
     if opened > 0:
         if after is None:
             after = Pos(
@@ -105,6 +122,7 @@ def book_fill(
         fee=fee_close + fee_open,
         before=position,
         after=after,
+        covered=covered,
     )
 
 

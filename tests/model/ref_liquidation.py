@@ -19,7 +19,7 @@ from __future__ import annotations
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from tests.model.ref_booking import book_fill
+from tests.model.ref_booking import book_fill, cover_deficit
 from tests.model.ref_figures import (
     CROSS,
     LIQUIDATION_FEE,
@@ -403,15 +403,11 @@ def settle(state: State, events: list[Event], account: Acct, scope: str) -> None
         state.fund += balance
         events.append({"type": "InsuranceFundCollected", **base, "amount": balance})
     elif balance < 0:
-        paid = min(state.fund, -balance)
+        paid, unpaid = cover_deficit(state, -balance)
+        move_collateral(account, scope, -balance)
         if paid > 0:
-            state.fund -= paid
-            move_collateral(account, scope, paid)
             events.append({"type": "InsuranceFundPaid", **base, "amount": paid})
-        unpaid = -balance - paid
         if unpaid > 0:
-            move_collateral(account, scope, unpaid)
-            state.bad_debt -= unpaid
             events.append({"type": "BadDebtRecorded", **base, "amount": unpaid})
 
 

@@ -342,6 +342,12 @@ class ReferenceModel:
                 and fill.opened > 0,
             }
         )
+        paid, unpaid = fill.covered
+        scope = {"account": order.account, "scope": f"isolated:{order.symbol}:{order.slot}"}
+        if paid > 0:
+            events.append({"type": "InsuranceFundPaid", **scope, "amount": paid})
+        if unpaid > 0:
+            events.append({"type": "BadDebtRecorded", **scope, "amount": unpaid})
         if not stored:
             return
         left = order.qty - requested

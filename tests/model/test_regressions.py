@@ -300,6 +300,31 @@ def test_a_withdrawal_within_free_margin_is_refused_when_it_would_liquidate() ->
     assert s("withdraw", account="cat", amount="92000").accepted  # MB 107300 > 106660
 
 
+def test_an_isolated_flip_past_bankruptcy_settles_the_slot_before_the_new_position_opens() -> None:
+    s = Script("external")
+    s("seed_insurance_fund", amount="50")
+    s.account("ben", "1000", isolated="BTCUSDT", leverage="BTCUSDT@100")
+    s.account("bob", "10000")
+    s("update_mark", symbol="BTCUSDT", price="60000")
+    s.market("ben", "o1", "BTCUSDT", "buy", "0.1")
+    s("report_fill", account="ben", order_id="o1", quantity="0.1", price="60000")  # M = 60
+    s.market("bob", "b1", "BTCUSDT", "buy", "1")
+    s("report_fill", account="bob", order_id="b1", quantity="1", price="60000")
+    s.market("ben", "o2", "BTCUSDT", "sell", "0.2")
+    # the venue reports the flip at 59000 (mark 60000): closing the long leaves
+    # 60 - 100 - 2.95 = -42.95 in the slot, which the fund covers at once; the short then opens
+    # with its own 59 of margin, is bankrupt at the mark (MB 59 - 100 = -41, BP 59590), the fund
+    # takes over what its 7.05 pays (0.01719512) and bob is deleveraged for the rest at 59590.
+    # (Leaving -42.95 under the new position instead would give one deficit of 83.95, BP 59160.5.)
+    flip = s("report_fill", account="ben", order_id="o2", quantity="0.2", price="59000")
+    assert [e["amount"] for e in kinds(flip, "InsuranceFundPaid")][:1] == [D("42.95")]
+    adl = kinds(flip, "PositionAutoDeleveraged")
+    assert [(e["account"], e["quantity"], e["price"]) for e in adl] == [
+        ("bob", D("0.08280488"), D(59590))
+    ]
+    assert s.state.accounts["ben"].margin(("BTCUSDT", "both")) == 0
+
+
 # -- found by the machine after the engine's rewrite ---------------------------------------------
 
 
