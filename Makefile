@@ -41,3 +41,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# The engine against its reference model for many more random streams (tests/model); prints
+# how often each rare money path (bankruptcy, takeover, ADL, bad debt...) was reached.
+.PHONY: fuzz
+fuzz: $(STAMP)
+	CROSSMARGIN_FUZZ_EXAMPLES=$${CROSSMARGIN_FUZZ_EXAMPLES:-3000} $(BIN)/pytest -s -p no:cacheprovider tests/model/test_engine_model.py -k fuzz_profile
