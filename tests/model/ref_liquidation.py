@@ -46,7 +46,6 @@ from tests.model.ref_figures import (
 Event = dict[str, Any]
 MAX_PASSES = 200
 ADL_UNLEVERED = Decimal("1e9")
-TAKEOVER_MARGIN = QUANTUM  # the fund keeps 1e-8 back: its payment is a difference of two floors
 
 
 def examine(state: State, events: list[Event], accounts: set[str]) -> None:
@@ -270,11 +269,15 @@ def _close_bankrupt(
         )
         events.append(_liquidated(account, scope, key, position.qty, mark, "liquidation"))
         return set()
-    budget = state.fund - TAKEOVER_MARGIN
-    if position.qty * gap <= budget:
+    # The fund takes the whole position when it can pay its share of it (the share is the
+    # difference of two rounded-down realized amounts); else the most, on the quantity quantum,
+    # whose share it can pay: floor(F / g), stepped down while the rounded share still exceeds F.
+    if _fund_share(position, position.qty, price, mark) <= state.fund:
         taken = position.qty
     else:
-        taken = max(ZERO, (budget / gap).quantize(QUANTUM, rounding=ROUND_FLOOR))
+        taken = min(position.qty, (state.fund / gap).quantize(QUANTUM, rounding=ROUND_FLOOR))
+        while taken > 0 and _fund_share(position, taken, price, mark) > state.fund:
+            taken -= QUANTUM
     if taken > 0:
         _fund_takeover(state, events, account, scope, key, position, taken, price)
     rest = position.qty - taken
@@ -322,6 +325,15 @@ def _close_bankrupt(
         book_fill(state, account, symbol, slot, -position.side, rest, mark, ZERO, release=False)
         events.append(_liquidated(account, scope, key, rest, mark, "liquidation"))
     return touched
+
+
+def _fund_share(position: Pos, taken: Decimal, price: Decimal, mark: Decimal) -> Decimal:
+    """What the fund pays to take ``taken`` over at ``price``: the realized PnL at that price
+    less the realized PnL of a close at the mark, each rounded down."""
+    taken_entry = position.entry * taken / position.qty
+    at_price = down(position.side * (taken * price - taken_entry))
+    at_mark = down(position.side * (taken * mark - taken_entry))
+    return at_price - at_mark
 
 
 def _fund_takeover(

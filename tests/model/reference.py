@@ -183,7 +183,8 @@ class ReferenceModel:
         mark = self.state.marks[order.symbol]
         price = order.price if order.price is not None else mark
         inc = self._increasing(account, order.symbol, order.slot, order.side, order.qty)
-        return up(inc * price / leverage + inc * abs(min(ZERO, order.side * (mark - price))))
+        loss = inc * abs(min(ZERO, order.side * (mark - price)))
+        return up(inc * price / leverage + loss + inc * price * TAKER)
 
     def _set_margin_mode(self, c: dict[str, Any], events: list[Event], named: set[str]) -> None:
         account = self._account(c)
@@ -269,8 +270,7 @@ class ReferenceModel:
             if notional > brackets[-1].cap or leverage > bracket.max_leverage:
                 raise Rejected("LEVERAGE_ABOVE_MAX")
             exact = inc * fill_price / leverage + inc * abs(min(ZERO, side * (mark - order_price)))
-            if immediate:
-                exact += inc * fill_price * TAKER
+            exact += inc * fill_price * TAKER  # the fee to open, reserved by resting orders too
             cost = up(exact)
             if cost > free_margin(self.state, account):
                 raise Rejected("INSUFFICIENT_MARGIN")

@@ -172,13 +172,14 @@ def test_a_leverage_change_re_reserves_resting_orders_and_is_refused_when_they_n
     s = Script()
     s.account("ann", "400")
     s("update_mark", symbol="BTCUSDT", price="60000")
-    s.limit("ann", "o1", "BTCUSDT", "buy", "0.1", "50000")  # rests, reserves 5000/20 = 250
-    assert s.state.accounts["ann"].orders["o1"].reserved == D(250)
+    # rests, reserving 5000 / 20 = 250 and the fee to open, 5000 x 0.0005 = 2.5
+    s.limit("ann", "o1", "BTCUSDT", "buy", "0.1", "50000")
+    assert s.state.accounts["ann"].orders["o1"].reserved == D("252.5")
     s("set_leverage", account="ann", symbol="BTCUSDT", leverage="50")
-    assert s.state.accounts["ann"].orders["o1"].reserved == D(100)
-    refused = s("set_leverage", account="ann", symbol="BTCUSDT", leverage="10")  # 500 > 400
+    assert s.state.accounts["ann"].orders["o1"].reserved == D("102.5")
+    refused = s("set_leverage", account="ann", symbol="BTCUSDT", leverage="10")  # 502.5 > 400
     assert refused.reason == "INSUFFICIENT_MARGIN"
-    assert s.state.accounts["ann"].orders["o1"].reserved == D(100)
+    assert s.state.accounts["ann"].orders["o1"].reserved == D("102.5")
 
 
 def test_an_external_fill_beyond_the_limit_price_is_refused() -> None:
@@ -191,8 +192,9 @@ def test_an_external_fill_beyond_the_limit_price_is_refused() -> None:
         == "FILL_PRICE_BEYOND_LIMIT"
     )
     assert s("report_fill", account="ann", order_id="o1", quantity="0.04", price="58000").accepted
-    order = s.state.accounts["ann"].orders["o1"]  # 0.06 left of 0.1, reserving 295 * 0.6
-    assert (order.qty, order.reserved) == (D("0.06"), D(177))
+    # 0.06 left of 0.1, reserving (295 + the fee to open 2.95) x 0.6
+    order = s.state.accounts["ann"].orders["o1"]
+    assert (order.qty, order.reserved) == (D("0.06"), D("178.77"))
 
 
 def test_order_ids_are_unique_per_account_only() -> None:
@@ -328,7 +330,7 @@ def test_an_isolated_flip_past_bankruptcy_settles_the_slot_before_the_new_positi
 # -- found by the machine after the engine's rewrite ---------------------------------------------
 
 
-def test_the_fund_keeps_one_quantum_back_and_adl_takes_the_rest() -> None:
+def test_the_fund_takes_the_whole_position_when_it_can_pay_exactly_its_share() -> None:
     s = Script()
     s("seed_insurance_fund", amount="800")
     s.account("ann", "1230", leverage="BTCUSDT@50")
@@ -337,13 +339,13 @@ def test_the_fund_keeps_one_quantum_back_and_adl_takes_the_rest() -> None:
     s.market("ann", "a1", "BTCUSDT", "buy", "1")  # W = 1230 - 30 = 1200
     s.market("bob", "b1", "BTCUSDT", "sell", "1")
     crash = s("update_mark", symbol="BTCUSDT", price="58000")
-    # MB = -800, BP = 58800, gap 800: the whole position needs all 800 of the fund; the budget is
-    # F - 1e-8, so the fund takes 0.99999999 and bob is deleveraged for the last 1e-8
+    # MB = -800, BP = 58800, gap 800: the fund's share of the whole position is exactly its 800,
+    # so it takes all of it; nobody is deleveraged and the fund ends at 0
     taken = [e["quantity"] for e in kinds(crash, "PositionLiquidated") if e.get("taken_over_by")]
-    assert taken == [D("0.99999999")]
-    assert [e["quantity"] for e in kinds(crash, "PositionAutoDeleveraged")] == [D("1e-8")]
-    assert s.state.accounts["bob"].positions[("BTCUSDT", "both")].qty == D("0.99999999")
-    assert s.state.fund >= 0 and s.state.accounts["ann"].wallet == 0
+    assert taken == [D("1")]
+    assert kinds(crash, "PositionAutoDeleveraged") == []
+    assert s.state.accounts["bob"].positions[("BTCUSDT", "both")].qty == D("1")
+    assert s.state.fund == 0 and s.state.accounts["ann"].wallet == 0
 
 
 def test_a_hedge_close_clipped_at_its_fill_cancels_its_remainder() -> None:
@@ -367,7 +369,8 @@ def test_a_resting_market_order_is_re_reserved_on_a_leverage_change() -> None:
     s = Script("external")
     s.account("fay", "2000")
     s("update_mark", symbol="DOGEUSDT", price="0.11472")
-    s.market("fay", "o1", "DOGEUSDT", "buy", "43046")  # rests: 43046 * 0.11472 / 20 = 246.911856
-    assert s.state.accounts["fay"].orders["o1"].reserved == D("246.911856")
+    # rests: 43046 x 0.11472 / 20 = 246.911856 plus the fee to open, 2.46911856
+    s.market("fay", "o1", "DOGEUSDT", "buy", "43046")
+    assert s.state.accounts["fay"].orders["o1"].reserved == D("249.38097456")
     s("set_leverage", account="fay", symbol="DOGEUSDT", leverage="50")  # at the mark: / 50
-    assert s.state.accounts["fay"].orders["o1"].reserved == D("98.7647424")
+    assert s.state.accounts["fay"].orders["o1"].reserved == D("101.23386096")

@@ -3,9 +3,10 @@
 Pre-trade check (Binance's cost to open, core.margin.open_order_cost): an order reserves
 ``IM + open loss`` for the part that opens or increases a position, ``IM = qty * price /
 leverage`` at the fill price (the mark for an order that fills at once), ``open loss = qty *
-|min(0, dir * (mark - order price))|``; plus the taker fee when it fills at once, plus Bybit's
-fee to close at the bankruptcy price where the venue charges it. More than the free margin:
-INSUFFICIENT_MARGIN. The resulting position may not exceed the bracket that the account's
+|min(0, dir * (mark - order price))|``; plus the fee to open it at the taker rate (a resting
+order reserves it too: its fill pays the fee from the wallet, which must not go below zero for
+it), plus Bybit's fee to close at the bankruptcy price where the venue charges it; rounded up
+once. More than the free margin: INSUFFICIENT_MARGIN. The resulting position may not exceed the bracket that the account's
 leverage allows (LEVERAGE_ABOVE_MAX). Reduce-only orders never open: REDUCE_ONLY_WOULD_INCREASE,
 and their fills are clipped to the position. Order ids are unique per account.
 
@@ -63,9 +64,6 @@ def place_order(d: Decision, c: PlaceOrder) -> None:
     cost = ZERO
     if increasing > 0:
         cost = _cost(d, account, symbol, c.side, increasing, fill_price, order_price, mark)
-        if immediate:
-            taker = d.draft.instruments[symbol].taker_fee_rate
-            cost = round_requirement(cost + increasing * fill_price * taker)
         free = free_margin(d.draft, account)
         if cost > free:
             raise reject(
@@ -129,27 +127,31 @@ def _cost(
     order_price: Decimal,
     mark: Decimal,
 ) -> Decimal:
-    """Binance's cost to open (IM at the fill price + open loss), plus Bybit's fee to close at
-    the bankruptcy price where the venue charges it; rounded up. No trading fee."""
+    """Binance's cost to open (IM at the fill price + open loss), the taker fee to open, and
+    Bybit's fee to close at the bankruptcy price where the venue charges it; rounded up."""
     leverage = account.leverage_for(symbol)
+    taker = d.draft.instruments[symbol].taker_fee_rate
     cost = open_order_cost(
         side=side, quantity=increasing, price=order_price, mark=mark, leverage=leverage
     )
     cost += increasing * (fill_price - order_price) / leverage  # IM at the fill price
+    cost += increasing * fill_price * taker
     if d.draft.rules.close_fee_in_initial_margin:
         # Bybit: IM includes the fee to close at the bankruptcy price, EP x (1 -/+ 1/lev)
         bankrupt = fill_price * (1 - side.sign / leverage)
-        cost += increasing * bankrupt * d.draft.instruments[symbol].taker_fee_rate
+        cost += increasing * bankrupt * taker
     return round_requirement(cost)
 
 
 def reserve_for(d: Decision, account: Account, order: Order) -> Decimal:
     """What a resting order reserves against ``account`` as it is now (its leverage, its
-    position, the current mark): the cost of its increasing part at its limit price."""
-    symbol, price = order.symbol, order.price
+    position, the current mark): the cost of its increasing part at its limit price (at the
+    mark for a market order resting with an external matcher)."""
+    symbol = order.symbol
     mark = d.draft.marks.get(symbol)
-    if order.reduce_only or price is None or mark is None:
+    if order.reduce_only or mark is None:
         return order.reserved
+    price = order.price if order.price is not None else mark
     increasing = increasing_quantity(
         account, symbol, order.position_side, order.side, order.quantity
     )
@@ -205,9 +207,11 @@ def fill_order(
             )
         )
         return
-    if quantity < requested and order.reduce_only:
-        # the clipped remainder of a reduce-only order is cancelled with the fill (a partial
-        # fill that was not clipped leaves the rest of the order open)
+    hedge_close = order.position_side not in (BOTH, order.side.value)
+    if quantity < requested and (order.reduce_only or hedge_close):
+        # the clipped remainder of a reduce-only order (or of a hedge-mode close, which never
+        # opens either) is cancelled with the fill; a partial fill that was not clipped leaves
+        # the rest of the order open
         order = dataclasses.replace(order, quantity=quantity)
     position = account.positions.get((order.symbol, order.position_side))
     if position is not None and _flip_leaves_a_deficit(account, order, quantity, price, rate):
