@@ -274,11 +274,3 @@ def parse_command(raw: object) -> Command:
     if values.get("order_type") is OrderType.MARKET and values.get("price") is not None:
         raise InvalidInput("price", "a market order takes no price")
     return cls(command_id=command_id, **values)
-
-
-def validate(raw: object) -> dict[str, Any]:
-    """Check ``raw`` as :func:`parse_command` does and return it unchanged (for edges that keep
-    the wire form)."""
-    parse_command(raw)
-    assert isinstance(raw, dict)
-    return raw
