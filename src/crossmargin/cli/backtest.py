@@ -33,10 +33,12 @@ from crossmargin.sim.backtest_report import (
     summary_rows,
     write_backtest_report,
 )
+from crossmargin.sim.candles import CandleSeries, TimeWindow
 from crossmargin.sim.demo import backtest_spec, describe_backtest_book
 from crossmargin.sim.episodes import episode_names, load_episode
 from crossmargin.sim.feed import AlignedCandles, align
-from crossmargin.sim.market import CandleSeries, DataWarning, TimeWindow, load_candles
+from crossmargin.sim.market import load_candles
+from crossmargin.sim.market_warnings import DataWarning
 from crossmargin.sim.report import ProgressBar
 from crossmargin.sim.spec import BacktestSpec, load_spec, parse_modes, parse_sweep_option
 from crossmargin.sim.sweep import SweepResult, render_sweep_png, run_sweep

@@ -65,8 +65,8 @@ from crossmargin.sim.backtest_levels import (
     top_up_level,
     triggering_liquidation_price,
 )
+from crossmargin.sim.candles import EPOCH
 from crossmargin.sim.feed import AlignedCandles, IntrabarStep, replay
-from crossmargin.sim.market import EPOCH
 from crossmargin.sim.memory_store import MemoryEventStore
 from crossmargin.sim.spec import BacktestSpec, PositionSpec
 

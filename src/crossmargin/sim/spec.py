@@ -55,7 +55,7 @@ from crossmargin.core.venues import (
     VenueRules,
     venue,
 )
-from crossmargin.sim.market import parse_utc_datetime
+from crossmargin.sim.candles import parse_utc_datetime
 
 MODES = ("cross", "isolated", "mixed")
 DEFAULT_MODES = ("cross", "isolated")
