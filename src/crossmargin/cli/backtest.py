@@ -39,7 +39,7 @@ from crossmargin.sim.episodes import episode_names, load_episode
 from crossmargin.sim.feed import AlignedCandles, align
 from crossmargin.sim.market import load_candles
 from crossmargin.sim.market_warnings import DataWarning
-from crossmargin.sim.report import ProgressBar
+from crossmargin.sim.progress import ProgressBar
 from crossmargin.sim.spec import BacktestSpec, load_spec, parse_modes, parse_sweep_option
 from crossmargin.sim.sweep import SweepResult, render_sweep_png, run_sweep
 
