@@ -40,7 +40,10 @@ from crossmargin.sim.feed import AlignedCandles, align
 from crossmargin.sim.market import load_candles
 from crossmargin.sim.market_warnings import DataWarning
 from crossmargin.sim.progress import ProgressBar
-from crossmargin.sim.spec import BacktestSpec, load_spec, parse_modes, parse_sweep_option
+from crossmargin.sim.spec import BacktestSpec
+from crossmargin.sim.spec_fields import parse_modes
+from crossmargin.sim.spec_load import load_spec
+from crossmargin.sim.spec_rules import parse_sweep_option
 from crossmargin.sim.sweep import SweepResult, render_sweep_png, run_sweep
 
 FILE_SUFFIX = "_1h.csv"
