@@ -23,7 +23,7 @@ from crossmargin.cli.render import table
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.numbers import format_decimal
 from crossmargin.ledger import EventStore, open_store
-from crossmargin.sim.backtest import BacktestResult, run_backtest
+from crossmargin.sim.backtest import run_backtest
 from crossmargin.sim.backtest_report import (
     SUMMARY_HEADER,
     money_text,
@@ -33,6 +33,7 @@ from crossmargin.sim.backtest_report import (
     summary_rows,
     write_backtest_report,
 )
+from crossmargin.sim.backtest_results import BacktestResult
 from crossmargin.sim.candles import CandleSeries, TimeWindow
 from crossmargin.sim.demo import backtest_spec, describe_backtest_book
 from crossmargin.sim.episodes import episode_names, load_episode

@@ -20,8 +20,8 @@ from pathlib import Path
 from crossmargin.core.errors import InvariantViolation
 from crossmargin.core.numbers import format_decimal
 from crossmargin.core.position import Side
-from crossmargin.sim.backtest import BacktestResult, ModeResult
 from crossmargin.sim.backtest_events import LIQUIDATION_KINDS, Activity
+from crossmargin.sim.backtest_results import BacktestResult, ModeResult
 from crossmargin.sim.report_chart import render_png
 from crossmargin.sim.report_data import LiquidationEvent, ModeTrack, PositionTrack, ReportData
 from crossmargin.sim.report_tables import render_html
