@@ -9,7 +9,8 @@ import pytest
 
 from crossmargin.batch import _accel
 from crossmargin.batch.convert import bracket_tables, from_books, instrument_key, marks_array
-from crossmargin.batch.risk import bracket_lookup, revalue, update_symbol
+from crossmargin.batch.maintenance import bracket_lookup
+from crossmargin.batch.risk import revalue, update_symbol
 from crossmargin.batch.synthetic import synthetic_book
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.portfolio import parse_portfolio
@@ -29,6 +30,7 @@ FIELDS = (
     "margin_ratio",
     "cross_liquidatable",
     "isolated_any_liquidatable",
+    "cross_notional",
 )
 
 

@@ -82,6 +82,7 @@ class BookArrays:
     # accounts
     wallet: Floats
     account_start: Ints  # (accounts + 1,)
+    cross_entry_notional: Floats  # sum over the cross positions (sizes the screen's float error)
     # symbol -> accounts holding it (CSR), for one-symbol tick updates
     symbol_account_start: Ints
     symbol_accounts: Int32s
@@ -93,6 +94,16 @@ class BookArrays:
     @property
     def account_count(self) -> int:
         return int(self.wallet.shape[0])
+
+    @property
+    def starts(self) -> Ints:
+        """First position of each account (a view: ``account_start[:-1]``)."""
+        return self.account_start[:-1]
+
+    @property
+    def stops(self) -> Ints:
+        """One past the last position of each account (a view: ``account_start[1:]``)."""
+        return self.account_start[1:]
 
     def symbol_index(self, symbol: str) -> int:
         try:
@@ -120,7 +131,8 @@ class BookArrays:
     @property
     def nbytes(self) -> int:
         positions = (*self.input_arrays(), self.account, self.partner, self.symbol_accounts)
-        return sum(int(a.nbytes) for a in positions) + int(self.symbol_account_start.nbytes)
+        per_account = self.symbol_account_start.nbytes + self.cross_entry_notional.nbytes
+        return sum(int(a.nbytes) for a in positions) + int(per_account)
 
 
 InstrumentKey = tuple[bool, bool, Instrument]
@@ -300,6 +312,9 @@ def assemble(
     symbol_accounts = (pairs % max(len(wallet), 1)).astype(np.int32)
     symbol_account_start = np.zeros(len(symbols) + 1, dtype=np.int64)
     np.cumsum(np.bincount(pair_symbol, minlength=len(symbols)), out=symbol_account_start[1:])
+    cross_entry = np.bincount(
+        account, weights=np.where(isolated, 0.0, columns["entry_notional"]), minlength=len(wallet)
+    ).astype(np.float64, copy=False)
     return BookArrays(
         symbols=symbols,
         marks=marks,
@@ -318,6 +333,7 @@ def assemble(
         partner=partner,
         wallet=wallet,
         account_start=account_start,
+        cross_entry_notional=cross_entry,
         symbol_account_start=symbol_account_start,
         symbol_accounts=symbol_accounts,
     )

@@ -25,7 +25,13 @@ import numpy as np
 
 from crossmargin.batch._accel import jit, jit_inline, use_numba
 from crossmargin.batch.convert import BookArrays, BracketTables, Floats, Ints
-from crossmargin.batch.risk import Array, Bools, Valuation, bracket_lookup, bracket_of
+from crossmargin.batch.maintenance import (
+    bracket_lookup,
+    bracket_of,
+    maintenance_line,
+    maintenance_lines,
+)
+from crossmargin.batch.risk import Array, Bools, Valuation
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,11 +144,9 @@ def _lines(
         instrument = scopes.instrument[rows, leg]
         valued = np.where(at_entry, entry, quantity * probe)
         bracket = bracket_lookup(tables, instrument, valued)
-        flat = instrument * tables.width + bracket
-        rate = tables.rates.ravel()[flat]
-        amount = tables.amounts.ravel()[flat]
-        constant -= np.where(present, np.where(at_entry, entry * rate - amount, -amount), 0.0)
-        slope -= np.where(present & ~at_entry, quantity * rate, 0.0)
+        fixed_maintenance, rate = maintenance_lines(tables, instrument, bracket, at_entry, entry)
+        constant -= np.where(present, fixed_maintenance, 0.0)
+        slope -= np.where(present, quantity * rate, 0.0)
     return _Lines(constant, slope)
 
 
@@ -310,14 +314,69 @@ def _segment_line(
         table = instrument[scope, leg]
         valued = entry if at_entry[scope, leg] else size * probe
         bracket = bracket_of(caps, counts, table, valued)
-        rate = rates[table, bracket]
-        amount = amounts[table, bracket]
-        if at_entry[scope, leg]:
-            constant -= entry * rate - amount
-        else:
-            constant -= -amount
-            slope -= size * rate
+        fixed_maintenance, rate = maintenance_line(
+            rates, amounts, table, bracket, at_entry[scope, leg], entry
+        )
+        constant -= fixed_maintenance
+        slope -= size * rate
     return constant, slope
+
+
+@jit_inline
+def _breakpoints(
+    scope: int,
+    points: Array,
+    instrument: Array,
+    quantity: Array,
+    at_entry: Array,
+    present: Array,
+    caps: Array,
+) -> int:
+    """Scalar twin of :func:`breakpoints`: fills ``points`` and returns how many are distinct."""
+    count = 0
+    for leg in range(2):
+        if not present[scope, leg] or at_entry[scope, leg]:
+            continue
+        table = instrument[scope, leg]
+        for column in range(caps.shape[1]):
+            cap = caps[table, column]
+            if np.isfinite(cap):
+                points[count] = cap / quantity[scope, leg]
+                count += 1
+    points[:count].sort()
+    distinct = 0
+    for index in range(count):
+        if distinct == 0 or points[index] != points[distinct - 1]:
+            points[distinct] = points[index]
+            distinct += 1
+    return distinct
+
+
+@jit_inline
+def _crossing_down(
+    constant: float, slope: float, sign: float, top: float, low: float
+) -> tuple[bool, float]:
+    """One step of :func:`_walk_down` on the segment ``[low, top]``: (found, price or NaN)."""
+    if sign * (constant + slope * top) <= 0:
+        return True, top
+    if sign * (constant + slope * low) <= 0:
+        root = -constant / slope
+        return True, root if root > 0 else np.nan
+    return False, np.nan
+
+
+@jit_inline
+def _crossing_up(
+    constant: float, slope: float, sign: float, bottom: float, high: float
+) -> tuple[bool, float]:
+    """One step of :func:`_walk_up` on the segment ``[bottom, high]``: (found, price or NaN)."""
+    if sign * (constant + slope * bottom) <= 0:
+        return True, bottom
+    if not np.isfinite(high):
+        return True, -constant / slope if sign * slope < 0 else np.nan
+    if sign * (constant + slope * high) <= 0:
+        return True, -constant / slope
+    return False, np.nan
 
 
 @jit
@@ -339,58 +398,19 @@ def _solve_kernel(
     out_up: Array,
     out_healthy: Array,
 ) -> None:
-    """Scalar twin of :func:`solve` per scope: breakpoints, then the two walks."""
-    width = caps.shape[1]
-    points = np.empty(2 * width + 1)
+    """Scalar twin of :func:`solve` per scope: breakpoints, then one loop over the segments it
+    visits: the mark's segment (whose line at the mark decides ``healthy``), walking down to the
+    first crossing, then from the mark's segment again walking up."""
+    points = np.empty(2 * caps.shape[1] + 1)
     for scope in range(mark.shape[0]):
         count = 0
         if with_maintenance:
-            for leg in range(2):
-                if not present[scope, leg] or at_entry[scope, leg]:
-                    continue
-                table = instrument[scope, leg]
-                for column in range(width):
-                    cap = caps[table, column]
-                    if np.isfinite(cap):
-                        points[count] = cap / quantity[scope, leg]
-                        count += 1
-        points[:count].sort()
-        distinct = 0
-        for index in range(count):
-            if distinct == 0 or points[index] != points[distinct - 1]:
-                points[distinct] = points[index]
-                distinct += 1
-        count = distinct
+            count = _breakpoints(scope, points, instrument, quantity, at_entry, present, caps)
         price = mark[scope]
         start = 0
         while start < count and points[start] < price:
             start += 1
-        low = points[start - 1] if start > 0 else 0.0
-        high = points[start] if start < count else np.inf
-        constant, slope = _segment_line(
-            scope,
-            low,
-            high,
-            fixed,
-            instrument,
-            side,
-            quantity,
-            entry_notional,
-            at_entry,
-            present,
-            caps,
-            rates,
-            amounts,
-            counts,
-            with_maintenance,
-        )
-        healthy = constant + slope * price > 0
-        sign = 1.0 if healthy else -1.0
-        out_healthy[scope] = healthy
-        # walking down
-        segment = start
-        top = price
-        result = np.nan
+        segment, edge, down, sign = start, price, True, 0.0
         while True:
             low = points[segment - 1] if segment > 0 else 0.0
             high = points[segment] if segment < count else np.inf
@@ -411,52 +431,20 @@ def _solve_kernel(
                 counts,
                 with_maintenance,
             )
-            if sign * (constant + slope * top) <= 0:
-                result = top
+            if sign == 0.0:
+                healthy = constant + slope * price > 0
+                out_healthy[scope] = healthy
+                sign = 1.0 if healthy else -1.0
+            if down:
+                found, crossing = _crossing_down(constant, slope, sign, edge, low)
+                if found or segment == 0:
+                    out_down[scope] = crossing
+                    segment, edge, down = start, price, False
+                else:
+                    segment, edge = segment - 1, low
+                continue
+            found, crossing = _crossing_up(constant, slope, sign, edge, high)
+            if found:
+                out_up[scope] = crossing if crossing > 0 else np.nan
                 break
-            if sign * (constant + slope * low) <= 0:
-                root = -constant / slope
-                result = root if root > 0 else np.nan
-                break
-            if segment == 0:
-                break
-            segment -= 1
-            top = low
-        out_down[scope] = result
-        # walking up
-        segment = start
-        bottom = price
-        result = np.nan
-        while True:
-            low = points[segment - 1] if segment > 0 else 0.0
-            high = points[segment] if segment < count else np.inf
-            constant, slope = _segment_line(
-                scope,
-                low,
-                high,
-                fixed,
-                instrument,
-                side,
-                quantity,
-                entry_notional,
-                at_entry,
-                present,
-                caps,
-                rates,
-                amounts,
-                counts,
-                with_maintenance,
-            )
-            if sign * (constant + slope * bottom) <= 0:
-                result = bottom
-                break
-            if not np.isfinite(high):
-                if sign * slope < 0:
-                    result = -constant / slope
-                break
-            if sign * (constant + slope * high) <= 0:
-                result = -constant / slope
-                break
-            segment += 1
-            bottom = high
-        out_up[scope] = result if result > 0 else np.nan
+            segment, edge = segment + 1, high

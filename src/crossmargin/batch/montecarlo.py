@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +32,8 @@ import numpy.typing as npt
 from crossmargin.batch._accel import jit_inline, jit_parallel, prange, use_numba
 from crossmargin.batch.convert import BookArrays, Floats
 from crossmargin.batch.history import MarketHistory, base_asset, market_history
-from crossmargin.batch.risk import Array, account_positions, bracket_of, position_values
+from crossmargin.batch.maintenance import maintenance_line, position_maintenance
+from crossmargin.batch.risk import Array, account_positions, position_values
 from crossmargin.core.errors import InvalidInput
 
 MODELS = ("bootstrap", "gbm")
@@ -207,6 +209,10 @@ def _probability_numpy(
         isolated_hits += hit
 
 
+# ``book`` = (caps, rates, amounts, counts, instrument, side, quantity, entry_notional, at_entry):
+# the tables and position arrays the per-position helpers read, passed as one tuple.
+
+
 @jit_parallel
 def _probability_kernel(
     marks: Array,
@@ -238,6 +244,7 @@ def _probability_kernel(
 ) -> None:
     """Per account (cross positions first in ``scope_positions``), one position at a time over
     all paths: ``lowest``/``highest`` are (series, paths), so the inner loop is contiguous."""
+    book = (caps, rates, amounts, counts, instrument, side, quantity, entry_notional, at_entry)
     paths, hours = growth.shape[0], growth.shape[1]
     for account in prange(wallet.shape[0]):
         start, stop = scope_start[account], scope_start[account + 1]
@@ -259,20 +266,7 @@ def _probability_kernel(
             moves = lowest[series] if long else highest[series]
             extreme = lowest_range[series] if long else highest_range[series]
             home = home_bracket[row]
-            intercept, slope, low_move, high_move = _home_line(
-                mark,
-                position,
-                home,
-                caps,
-                rates,
-                amounts,
-                counts,
-                instrument,
-                side,
-                quantity,
-                entry_notional,
-                at_entry,
-            )
+            intercept, slope, low_move, high_move = _home_line(mark, position, home, book)
             # every path stays in the bracket at the mark: one affine line, a vectorised loop
             inside = low_move < extreme[0] and extreme[1] <= high_move
             if row < split:
@@ -286,20 +280,7 @@ def _probability_kernel(
                     bound[path] += intercept + slope * moves[path]
             elif row < split:
                 for path in range(paths):
-                    bound[path] += _headroom(
-                        mark * moves[path],
-                        position,
-                        home,
-                        caps,
-                        rates,
-                        amounts,
-                        counts,
-                        instrument,
-                        side,
-                        quantity,
-                        entry_notional,
-                        at_entry,
-                    )
+                    bound[path] += _headroom(mark * moves[path], position, home, book)
             elif continuous[instrument[position]] and inside:
                 margin = collateral[position] + intercept
                 for path in range(paths):
@@ -307,44 +288,14 @@ def _probability_kernel(
             elif continuous[instrument[position]]:
                 for path in range(paths):
                     isolated_down[path] |= (
-                        collateral[position]
-                        + _headroom(
-                            mark * moves[path],
-                            position,
-                            home,
-                            caps,
-                            rates,
-                            amounts,
-                            counts,
-                            instrument,
-                            side,
-                            quantity,
-                            entry_notional,
-                            at_entry,
-                        )
+                        collateral[position] + _headroom(mark * moves[path], position, home, book)
                         <= 0.0
                     )
             else:
                 for path in range(paths):
                     for hour in range(hours):
-                        if (
-                            collateral[position]
-                            + _headroom(
-                                mark * growth[path, hour, series],
-                                position,
-                                home,
-                                caps,
-                                rates,
-                                amounts,
-                                counts,
-                                instrument,
-                                side,
-                                quantity,
-                                entry_notional,
-                                at_entry,
-                            )
-                            <= 0.0
-                        ):
+                        price = mark * growth[path, hour, series]
+                        if collateral[position] + _headroom(price, position, home, book) <= 0.0:
                             isolated_down[path] = True
                             break
         hits = 0
@@ -364,20 +315,7 @@ def _probability_kernel(
                             total += line_intercept[row - start] + line_slope[row - start] * move
                             continue
                         price = marks[symbol[position]] * move
-                        total += _headroom(
-                            price,
-                            position,
-                            home_bracket[row],
-                            caps,
-                            rates,
-                            amounts,
-                            counts,
-                            instrument,
-                            side,
-                            quantity,
-                            entry_notional,
-                            at_entry,
-                        )
+                        total += _headroom(price, position, home_bracket[row], book)
                     if total <= 0.0:
                         hits += 1
                         break
@@ -387,66 +325,42 @@ def _probability_kernel(
 
 @jit_inline
 def _home_line(
-    mark: float,
-    position: int,
-    home: int,
-    caps: Array,
-    rates: Array,
-    amounts: Array,
-    counts: Array,
-    instrument: Array,
-    side: Array,
-    quantity: Array,
-    entry_notional: Array,
-    at_entry: Array,
+    mark: float, position: int, home: int, book: Any
 ) -> tuple[float, float, float, float]:
     """UPNL - MM as ``intercept + slope * move`` (price = mark * move) while the bracket stays
     ``home``, and the open/closed move interval where it does."""
+    caps, rates, amounts, counts, instrument, side, quantity, entry_notional, at_entry = book
     table = instrument[position]
     sign = side[position]
     entry = entry_notional[position]
-    rate = rates[table, home]
-    amount = amounts[table, home]
-    if at_entry[position]:
-        return (
-            -sign * entry - (entry * rate - amount),
-            sign * quantity[position] * mark,
-            -np.inf,
-            np.inf,
-        )
+    fixed_maintenance, rate = maintenance_line(
+        rates, amounts, table, home, at_entry[position], entry
+    )
     scale = quantity[position] * mark
+    if at_entry[position]:
+        return -sign * entry - fixed_maintenance, scale * sign, -np.inf, np.inf
     low = caps[table, home - 1] / scale if home > 0 else -np.inf
     high = caps[table, home] / scale if home < counts[table] - 1 else np.inf
-    return amount - sign * entry, scale * (sign - rate), low, high
+    return -sign * entry - fixed_maintenance, scale * (sign - rate), low, high
 
 
 @jit_inline
-def _headroom(
-    price: float,
-    position: int,
-    guess: int,
-    caps: Array,
-    rates: Array,
-    amounts: Array,
-    counts: Array,
-    instrument: Array,
-    side: Array,
-    quantity: Array,
-    entry_notional: Array,
-    at_entry: Array,
-) -> float:
+def _headroom(price: float, position: int, guess: int, book: Any) -> float:
     """UPNL - MM of one position at ``price`` (the formulas of batch.risk); ``guess`` is the
     bracket at the mark, checked first because prices mostly stay in it."""
+    caps, rates, amounts, counts, instrument, side, quantity, entry_notional, at_entry = book
     notional = quantity[position] * price
     entry = entry_notional[position]
-    valued = entry if at_entry[position] else notional
-    table = instrument[position]
-    last = counts[table] - 1
-    below = caps[table, guess - 1] if guess > 0 else -np.inf
-    if below < valued and (valued <= caps[table, guess] or guess == last):
-        bracket = guess
-    else:
-        bracket = bracket_of(caps, counts, table, valued)
-    maintenance = valued * rates[table, bracket] - amounts[table, bracket]
+    _, maintenance = position_maintenance(
+        caps,
+        rates,
+        amounts,
+        counts,
+        instrument[position],
+        at_entry[position],
+        entry,
+        notional,
+        guess,
+    )
     result: float = side[position] * (notional - entry) - maintenance
     return result

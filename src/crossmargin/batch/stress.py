@@ -25,11 +25,11 @@ import numpy as np
 
 from crossmargin.batch._accel import jit, use_numba
 from crossmargin.batch.convert import BookArrays, Floats
+from crossmargin.batch.maintenance import position_maintenance
 from crossmargin.batch.risk import (
     Array,
     Bools,
     account_positions,
-    bracket_of,
     position_values,
     ratio,
     summed,
@@ -272,10 +272,17 @@ def _stress_kernel(
                 notional = quantity[position] * price
                 entry = entry_notional[position]
                 upnl = side[position] * (notional - entry)
-                valued = entry if at_entry[position] else notional
-                table = instrument[position]
-                bracket = bracket_of(caps, counts, table, valued)
-                maintenance = valued * rates[table, bracket] - amounts[table, bracket]
+                _, maintenance = position_maintenance(
+                    caps,
+                    rates,
+                    amounts,
+                    counts,
+                    instrument[position],
+                    at_entry[position],
+                    entry,
+                    notional,
+                    0,
+                )
                 if isolated[position]:
                     balance = collateral[position] + upnl
                     if shock < 0:
