@@ -26,10 +26,12 @@ from decimal import Decimal
 import numpy as np
 import numpy.typing as npt
 
+from crossmargin.core import numbers
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.instrument import Instrument
 from crossmargin.core.margin import close_fee_estimate, maintenance_valued_at_entry
 from crossmargin.core.numbers import ZERO, format_decimal
+from crossmargin.core.position import Position
 from crossmargin.core.risk import Book
 from crossmargin.core.venues import VenueRules
 
@@ -37,6 +39,17 @@ Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 Int32s = npt.NDArray[np.int32]
 Bools = npt.NDArray[np.bool_]
+
+
+def _float_above(value: Decimal) -> float:
+    """The smallest float not below ``value`` (a quantum the screen must not understate)."""
+    result = float(value)
+    return result if Decimal(result) >= value else float(np.nextafter(result, np.inf))
+
+
+# The core's rounding quanta (core.numbers), as floats no smaller than the exact decimals.
+MONEY_QUANTUM = _float_above(numbers.MONEY_QUANTUM)
+RATIO_QUANTUM = _float_above(numbers.RATIO_QUANTUM)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,6 +197,26 @@ def bracket_tables(keys: Sequence[InstrumentKey]) -> BracketTables:
         continuous=continuous,
         max_leverage=max_leverage,
     )
+
+
+def instrument_tables(rules: VenueRules, instruments: Sequence[Instrument]) -> BracketTables:
+    """One table row per instrument, in order, under ``rules`` (the engine's live book)."""
+    return bracket_tables([instrument_key(rules, instrument) for instrument in instruments])
+
+
+def position_floats(
+    position: Position, isolated_margin: Decimal | None
+) -> tuple[float, float, float | None]:
+    """An engine position as floats: signed quantity, signed entry notional, isolated margin
+    (None for a cross position)."""
+    sign = position.side.sign
+    margin = None if isolated_margin is None else float(isolated_margin)
+    return float(sign * position.quantity), float(sign * position.entry_notional), margin
+
+
+def decimal_to_float(value: Decimal) -> float:
+    """A balance or price for the float screen."""
+    return float(value)
 
 
 def _book_marks(

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -209,10 +208,6 @@ def _probability_numpy(
         isolated_hits += hit
 
 
-# ``book`` = (caps, rates, amounts, counts, instrument, side, quantity, entry_notional, at_entry):
-# the tables and position arrays the per-position helpers read, passed as one tuple.
-
-
 @jit_parallel
 def _probability_kernel(
     marks: Array,
@@ -244,7 +239,23 @@ def _probability_kernel(
 ) -> None:
     """Per account (cross positions first in ``scope_positions``), one position at a time over
     all paths: ``lowest``/``highest`` are (series, paths), so the inner loop is contiguous."""
-    book = (caps, rates, amounts, counts, instrument, side, quantity, entry_notional, at_entry)
+
+    def headroom(price: float, position: int, guess: int) -> float:
+        return _headroom(
+            price,
+            position,
+            guess,
+            caps,
+            rates,
+            amounts,
+            counts,
+            instrument,
+            side,
+            quantity,
+            entry_notional,
+            at_entry,
+        )
+
     paths, hours = growth.shape[0], growth.shape[1]
     for account in prange(wallet.shape[0]):
         start, stop = scope_start[account], scope_start[account + 1]
@@ -266,7 +277,20 @@ def _probability_kernel(
             moves = lowest[series] if long else highest[series]
             extreme = lowest_range[series] if long else highest_range[series]
             home = home_bracket[row]
-            intercept, slope, low_move, high_move = _home_line(mark, position, home, book)
+            intercept, slope, low_move, high_move = _home_line(
+                mark,
+                position,
+                home,
+                caps,
+                rates,
+                amounts,
+                counts,
+                instrument,
+                side,
+                quantity,
+                entry_notional,
+                at_entry,
+            )
             # every path stays in the bracket at the mark: one affine line, a vectorised loop
             inside = low_move < extreme[0] and extreme[1] <= high_move
             if row < split:
@@ -280,7 +304,7 @@ def _probability_kernel(
                     bound[path] += intercept + slope * moves[path]
             elif row < split:
                 for path in range(paths):
-                    bound[path] += _headroom(mark * moves[path], position, home, book)
+                    bound[path] += headroom(mark * moves[path], position, home)
             elif continuous[instrument[position]] and inside:
                 margin = collateral[position] + intercept
                 for path in range(paths):
@@ -288,14 +312,13 @@ def _probability_kernel(
             elif continuous[instrument[position]]:
                 for path in range(paths):
                     isolated_down[path] |= (
-                        collateral[position] + _headroom(mark * moves[path], position, home, book)
-                        <= 0.0
+                        collateral[position] + headroom(mark * moves[path], position, home) <= 0.0
                     )
             else:
                 for path in range(paths):
                     for hour in range(hours):
                         price = mark * growth[path, hour, series]
-                        if collateral[position] + _headroom(price, position, home, book) <= 0.0:
+                        if collateral[position] + headroom(price, position, home) <= 0.0:
                             isolated_down[path] = True
                             break
         hits = 0
@@ -315,7 +338,7 @@ def _probability_kernel(
                             total += line_intercept[row - start] + line_slope[row - start] * move
                             continue
                         price = marks[symbol[position]] * move
-                        total += _headroom(price, position, home_bracket[row], book)
+                        total += headroom(price, position, home_bracket[row])
                     if total <= 0.0:
                         hits += 1
                         break
@@ -325,11 +348,21 @@ def _probability_kernel(
 
 @jit_inline
 def _home_line(
-    mark: float, position: int, home: int, book: Any
+    mark: float,
+    position: int,
+    home: int,
+    caps: Array,
+    rates: Array,
+    amounts: Array,
+    counts: Array,
+    instrument: Array,
+    side: Array,
+    quantity: Array,
+    entry_notional: Array,
+    at_entry: Array,
 ) -> tuple[float, float, float, float]:
     """UPNL - MM as ``intercept + slope * move`` (price = mark * move) while the bracket stays
     ``home``, and the open/closed move interval where it does."""
-    caps, rates, amounts, counts, instrument, side, quantity, entry_notional, at_entry = book
     table = instrument[position]
     sign = side[position]
     entry = entry_notional[position]
@@ -345,10 +378,22 @@ def _home_line(
 
 
 @jit_inline
-def _headroom(price: float, position: int, guess: int, book: Any) -> float:
+def _headroom(
+    price: float,
+    position: int,
+    guess: int,
+    caps: Array,
+    rates: Array,
+    amounts: Array,
+    counts: Array,
+    instrument: Array,
+    side: Array,
+    quantity: Array,
+    entry_notional: Array,
+    at_entry: Array,
+) -> float:
     """UPNL - MM of one position at ``price`` (the formulas of batch.risk); ``guess`` is the
     bracket at the mark, checked first because prices mostly stay in it."""
-    caps, rates, amounts, counts, instrument, side, quantity, entry_notional, at_entry = book
     notional = quantity[position] * price
     entry = entry_notional[position]
     _, maintenance = position_maintenance(

@@ -37,10 +37,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from crossmargin.batch.candidates import screen
 from crossmargin.batch.convert import BookArrays, Floats, Ints, assemble
 from crossmargin.batch.montecarlo import MonteCarloResult, liquidation_probability, simulate_paths
 from crossmargin.batch.risk import account_positions, check_marks, revalue, update_symbol
+from crossmargin.batch.screen import screen
 from crossmargin.batch.stress import ShockGrid, StressResult, stress
 from crossmargin.core.errors import InvalidInput
 from crossmargin.distributed.source import BookSource

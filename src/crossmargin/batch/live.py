@@ -1,0 +1,256 @@
+"""The engine's book as growable arrays: accounts that change one at a time, for the screen.
+
+The engine's book changes an account at a time (a fill, a transfer, a liquidation), so the
+float screen (:class:`crossmargin.batch.screen.LiquidationScreen`) keeps it in arrays laid out
+like a :class:`~crossmargin.batch.convert.BookArrays` (positions account by account) with room
+to change: account ``a`` owns the segment ``starts[a] .. starts[a] + room[a]`` of the position
+arrays, of which ``starts[a] .. stops[a]`` hold its positions. Replacing an account's positions
+rewrites its segment in place; an account that outgrows it moves to the end, and the segments
+left behind are reclaimed when the arrays are compacted. The arrays satisfy
+:class:`crossmargin.batch.risk.Positions`, so the one risk kernel values them.
+
+A position comes as floats (:func:`crossmargin.batch.convert.position_floats`): signed quantity,
+signed entry notional, isolated margin (None: cross). MM is valued at entry where the venue says
+so for isolated positions (twin of ``core.margin.maintenance_valued_at_entry``). A symbol without
+a mark yet has a NaN mark: its holders value to NaN, which the screen always flags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from crossmargin.batch.convert import Bools, Floats, Ints, instrument_tables
+from crossmargin.batch.risk import (
+    ALL_SYMBOLS,
+    Valuation,
+    account_positions,
+    empty_valuation,
+    value_accounts,
+)
+from crossmargin.core.errors import InvalidInput
+from crossmargin.core.instrument import Instrument
+from crossmargin.core.venues import VenueRules
+
+Row = tuple[str, str, float, float, float | None]  # symbol, slot, quantity, entry, margin
+_POSITION_FIELDS = {
+    "account": np.int32,
+    "symbol": np.int32,
+    "instrument": np.int32,
+    "side": np.float64,
+    "quantity": np.float64,
+    "entry_notional": np.float64,
+    "inverse_leverage": np.float64,  # IM is not screened: 0
+    "collateral": np.float64,
+    "close_fee": np.float64,  # IM is not screened: 0
+    "isolated": np.bool_,
+    "maintenance_at_entry": np.bool_,
+}
+_ACCOUNT_FIELDS = {
+    "wallet": np.float64,
+    "starts": np.int64,
+    "stops": np.int64,
+    "room": np.int64,
+    "cross_entry_notional": np.float64,
+}
+
+
+class LiveBook:
+    """Positions of many accounts in growable arrays, valued by the batch risk kernel."""
+
+    def __init__(
+        self,
+        rules: VenueRules,
+        instruments: Mapping[str, Instrument],
+        *,
+        backend: str | None = None,
+    ) -> None:
+        self.rules = rules
+        self.backend = backend
+        self.symbols = tuple(instruments)
+        self.slots = {symbol: index for index, symbol in enumerate(self.symbols)}
+        self.tables = instrument_tables(rules, [instruments[s] for s in self.symbols])
+        self.marks = np.full(len(self.symbols), np.nan)
+        self.account_ids: list[str] = []
+        self.account_index: dict[str, int] = {}
+        self.keys: list[list[tuple[str, str]]] = []  # per account, its positions' (symbol, slot)
+        self.used = 0  # positions slots handed out (live or left behind)
+        self.dirty: set[int] = set()  # accounts whose positions have not been valued yet
+        self._arrays: dict[str, Any] = {}
+        self._allocate(16, 16)
+
+    # arrays read by the risk kernel and the screen (see crossmargin.batch.risk.Positions)
+    account: npt.NDArray[np.int32]
+    symbol: npt.NDArray[np.int32]
+    instrument: npt.NDArray[np.int32]
+    side: Floats
+    quantity: Floats
+    entry_notional: Floats
+    inverse_leverage: Floats
+    collateral: Floats
+    close_fee: Floats
+    isolated: Bools
+    maintenance_at_entry: Bools
+    wallet: Floats
+    starts: Ints
+    stops: Ints
+    room: Ints
+    cross_entry_notional: Floats
+    holds: npt.NDArray[np.int32]  # (symbols, accounts): the account's positions in the symbol
+    valuation: Valuation
+
+    @property
+    def account_count(self) -> int:
+        return len(self.account_ids)
+
+    def _allocate(self, positions: int, accounts: int) -> None:
+        """Arrays for ``positions`` slots and ``accounts`` accounts, keeping what is stored."""
+        for fields, size in ((_POSITION_FIELDS, positions), (_ACCOUNT_FIELDS, accounts)):
+            for name, dtype in fields.items():
+                new: Any = np.zeros(size, dtype=dtype)
+                old = self._arrays.get(name)
+                if old is not None:
+                    new[: len(old)] = old[: len(new)]
+                self._arrays[name] = new
+                setattr(self, name, new)
+        holds = np.zeros((len(self.symbols), accounts), dtype=np.int32)
+        if "holds" in self._arrays:
+            old_holds = self._arrays["holds"]
+            holds[:, : old_holds.shape[1]] = old_holds
+        self._arrays["holds"] = holds
+        self.holds = holds
+        # a fresh valuation: every account is valued again at the next tick
+        self.valuation = empty_valuation(positions, accounts, self.marks)
+        self.dirty.update(range(self.account_count))
+
+    def index_of(self, account_id: str) -> int:
+        """The index of ``account_id``, adding an empty account the first time."""
+        index = self.account_index.get(account_id)
+        if index is None:
+            index = len(self.account_ids)
+            if index >= len(self.wallet):
+                self._allocate(len(self.quantity), 2 * len(self.wallet))
+            self.account_index[account_id] = index
+            self.account_ids.append(account_id)
+            self.keys.append([])
+            self.starts[index] = self.stops[index] = self.used
+        return index
+
+    def replace(self, account_id: str, wallet: float, rows: Iterable[Row]) -> None:
+        """Set ``account_id``'s wallet and replace all of its positions by ``rows`` (quantity 0
+        rows are left out)."""
+        index = self.index_of(account_id)
+        kept = [row for row in rows if row[2] != 0]
+        if len(kept) > self.room[index]:
+            self._move(index, max(len(kept), 2 * int(self.room[index]), 2))
+        self.wallet[index] = wallet
+        self.holds[:, index] = 0
+        self.keys[index] = []
+        start = int(self.starts[index])
+        cross_entry = 0.0
+        for offset, (symbol, slot, quantity, entry, margin) in enumerate(kept):
+            slot_index = self._slot(symbol)
+            self._write(start + offset, index, slot_index, quantity, entry, margin)
+            self.holds[slot_index, index] += 1
+            self.keys[index].append((symbol, slot))
+            if margin is None:
+                cross_entry += abs(entry)
+        self.stops[index] = start + len(kept)
+        self.cross_entry_notional[index] = cross_entry
+        self.dirty.add(index)
+
+    def _slot(self, symbol: str) -> int:
+        slot = self.slots.get(symbol)
+        if slot is None:
+            raise InvalidInput("symbol", f"{symbol!r} is not an instrument of this book")
+        return slot
+
+    def _write(
+        self,
+        position: int,
+        account: int,
+        slot: int,
+        quantity: float,
+        entry: float,
+        margin: float | None,
+    ) -> None:
+        isolated = margin is not None
+        self.account[position] = account
+        self.symbol[position] = self.instrument[position] = slot
+        self.side[position] = 1.0 if quantity > 0 else -1.0
+        self.quantity[position] = abs(quantity)
+        self.entry_notional[position] = abs(entry)
+        self.collateral[position] = margin if margin is not None else 0.0
+        self.isolated[position] = isolated
+        self.maintenance_at_entry[position] = isolated and self.rules.isolated_maintenance_at_entry
+
+    def _move(self, index: int, room: int) -> None:
+        """Give account ``index`` a new segment of ``room`` slots at the end. When the arrays are
+        full, the segments left behind are reclaimed first and the arrays grow to twice what is
+        live, so each slot is copied a bounded number of times on average."""
+        if self.used + room > len(self.quantity):
+            self._compact()
+            if 2 * (self.used + room) > len(self.quantity):
+                self._allocate(2 * (self.used + room), len(self.wallet))
+        count = int(self.stops[index] - self.starts[index])
+        old = slice(int(self.starts[index]), int(self.stops[index]))
+        new = slice(self.used, self.used + count)
+        for name in _POSITION_FIELDS:
+            column = self._arrays[name]
+            column[new] = column[old]
+        self.starts[index], self.stops[index], self.room[index] = self.used, self.used + count, room
+        self.used += room
+        self.dirty.add(index)
+
+    def _compact(self) -> None:
+        """Move every account's positions to the front, in account order, with no spare room."""
+        accounts = np.arange(self.account_count, dtype=np.int64)
+        order, _ = account_positions(self, accounts)
+        lengths = self.stops[: len(accounts)] - self.starts[: len(accounts)]
+        for name in _POSITION_FIELDS:
+            column = self._arrays[name]
+            column[: len(order)] = column[order]
+        self.starts[: len(accounts)] = np.cumsum(lengths) - lengths
+        self.stops[: len(accounts)] = self.starts[: len(accounts)] + lengths
+        self.room[: len(accounts)] = lengths
+        self.used = len(order)
+        self.dirty.update(range(len(accounts)))
+
+    def load(self, wallets: Mapping[str, float], rows: Iterable[tuple[str, Row]]) -> None:
+        """Fill an empty book: ``wallets``, then (account, row) pairs; then value everything."""
+        for account_id, wallet in wallets.items():
+            self.index_of(account_id)
+            self.wallet[self.account_index[account_id]] = wallet
+        grouped: dict[str, list[Row]] = {}
+        for account_id, row in rows:
+            self.index_of(account_id)
+            grouped.setdefault(account_id, []).append(row)
+        total = sum(len(group) for group in grouped.values())
+        if self.used + total > len(self.quantity):
+            self._allocate(self.used + total, len(self.wallet))
+        for account_id, group in grouped.items():
+            index = self.account_index[account_id]
+            self.starts[index] = self.stops[index] = self.used
+            self.room[index] = len(group)
+            self.used += len(group)
+            self.replace(account_id, float(self.wallet[index]), group)
+        self.value_dirty()
+
+    def value_dirty(self) -> None:
+        """Value every position of the accounts changed since they were last valued."""
+        if self.dirty:
+            accounts = np.fromiter(self.dirty, dtype=np.int64, count=len(self.dirty))
+            self.dirty.clear()
+            value_accounts(self, self.valuation, accounts, ALL_SYMBOLS, backend=self.backend)
+
+    def tick(self, symbol: str, price: float) -> Ints:
+        """Move ``symbol`` to ``price`` and revalue its holders; returns them."""
+        slot = self._slot(symbol)
+        self.marks[slot] = price
+        self.value_dirty()
+        holders = np.flatnonzero(self.holds[slot, : self.account_count]).astype(np.int64)
+        value_accounts(self, self.valuation, holders, slot, backend=self.backend)
+        return holders
