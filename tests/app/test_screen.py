@@ -112,7 +112,7 @@ def test_screen_stays_in_step_after_positions_change() -> None:
     book = state.screen.book
     index = book.account_index["a0"]
     assert book.keys[index] == []
-    assert book.stops[index] == book.starts[index]
+    assert book.arrays.stops[index] == book.arrays.starts[index]
     assert not book.holds[:, index].any()
     # valued at the next tick: an account with no position has nothing to flag
     assert "a0" not in state.screen.tick("BTCUSDT", 1.0, 0.8)

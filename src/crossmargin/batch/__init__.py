@@ -9,3 +9,7 @@ book of :mod:`~crossmargin.batch.live`), :mod:`~crossmargin.batch.stress` runs s
 :mod:`~crossmargin.batch.montecarlo` estimates liquidation probabilities. The batch path screens;
 the Decimal path decides.
 """
+
+from crossmargin.batch._accel import compile_notice
+
+__all__ = ["compile_notice"]

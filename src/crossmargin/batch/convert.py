@@ -73,13 +73,12 @@ class BracketTables:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class BookArrays:
-    """Many accounts' positions as parallel numpy arrays (float64 money, index arrays)."""
+class PositionArrays:
+    """What a revaluation and the screen read: positions stored account by account (account
+    ``a``: ``starts[a]`` .. ``stops[a]``) as parallel arrays, per account the cross wallet."""
 
-    symbols: tuple[str, ...]
-    marks: Floats  # (symbols,) the marks the book was converted with
     tables: BracketTables
-    # positions, sorted by account
+    # positions
     account: Int32s
     symbol: Int32s
     instrument: Int32s
@@ -91,11 +90,22 @@ class BookArrays:
     close_fee: Floats  # Bybit's fee to close, part of IM; 0 elsewhere
     isolated: Bools
     maintenance_at_entry: Bools
-    partner: Int32s  # the other cross leg of the same symbol in the account, or -1
     # accounts
     wallet: Floats
-    account_start: Ints  # (accounts + 1,)
+    starts: Ints
+    stops: Ints
     cross_entry_notional: Floats  # sum over the cross positions (sizes the screen's float error)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BookArrays(PositionArrays):
+    """Many accounts' positions as parallel numpy arrays (float64 money, index arrays), sorted by
+    account: ``starts`` and ``stops`` are views of ``account_start``."""
+
+    symbols: tuple[str, ...]
+    marks: Floats  # (symbols,) the marks the book was converted with
+    partner: Int32s  # the other cross leg of the same symbol in the account, or -1
+    account_start: Ints  # (accounts + 1,)
     # symbol -> accounts holding it (CSR), for one-symbol tick updates
     symbol_account_start: Ints
     symbol_accounts: Int32s
@@ -107,16 +117,6 @@ class BookArrays:
     @property
     def account_count(self) -> int:
         return int(self.wallet.shape[0])
-
-    @property
-    def starts(self) -> Ints:
-        """First position of each account (a view: ``account_start[:-1]``)."""
-        return self.account_start[:-1]
-
-    @property
-    def stops(self) -> Ints:
-        """One past the last position of each account (a view: ``account_start[1:]``)."""
-        return self.account_start[1:]
 
     def symbol_index(self, symbol: str) -> int:
         try:
@@ -366,6 +366,8 @@ def assemble(
         partner=partner,
         wallet=wallet,
         account_start=account_start,
+        starts=account_start[:-1],
+        stops=account_start[1:],
         cross_entry_notional=cross_entry,
         symbol_account_start=symbol_account_start,
         symbol_accounts=symbol_accounts,

@@ -6,8 +6,8 @@ like a :class:`~crossmargin.batch.convert.BookArrays` (positions account by acco
 to change: account ``a`` owns the segment ``starts[a] .. starts[a] + room[a]`` of the position
 arrays, of which ``starts[a] .. stops[a]`` hold its positions. Replacing an account's positions
 rewrites its segment in place; an account that outgrows it moves to the end, and the segments
-left behind are reclaimed when the arrays are compacted. The arrays satisfy
-:class:`crossmargin.batch.risk.Positions`, so the one risk kernel values them.
+left behind are reclaimed when the arrays are compacted. The arrays form a
+:class:`~crossmargin.batch.convert.PositionArrays`, so the one risk kernel values them.
 
 A position comes as floats (:func:`crossmargin.batch.convert.position_floats`): signed quantity,
 signed entry notional, isolated margin (None: cross). MM is valued at entry where the venue says
@@ -23,14 +23,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from crossmargin.batch.convert import Bools, Floats, Ints, instrument_tables
-from crossmargin.batch.risk import (
-    ALL_SYMBOLS,
-    Valuation,
-    account_positions,
-    empty_valuation,
-    value_accounts,
-)
+from crossmargin.batch.convert import Ints, PositionArrays, instrument_tables
+from crossmargin.batch.risk import Valuation, account_positions, empty_valuation, value_accounts
+from crossmargin.batch.risk_kernel import ALL_SYMBOLS
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.instrument import Instrument
 from crossmargin.core.venues import VenueRules
@@ -53,8 +48,8 @@ _ACCOUNT_FIELDS = {
     "wallet": np.float64,
     "starts": np.int64,
     "stops": np.int64,
-    "room": np.int64,
     "cross_entry_notional": np.float64,
+    "room": np.int64,  # the account's segment: starts .. starts + room
 }
 
 
@@ -79,26 +74,11 @@ class LiveBook:
         self.keys: list[list[tuple[str, str]]] = []  # per account, its positions' (symbol, slot)
         self.used = 0  # positions slots handed out (live or left behind)
         self.dirty: set[int] = set()  # accounts whose positions have not been valued yet
-        self._arrays: dict[str, Any] = {}
+        self._columns: dict[str, Any] = {}
         self._allocate(16, 16)
 
-    # arrays read by the risk kernel and the screen (see crossmargin.batch.risk.Positions)
-    account: npt.NDArray[np.int32]
-    symbol: npt.NDArray[np.int32]
-    instrument: npt.NDArray[np.int32]
-    side: Floats
-    quantity: Floats
-    entry_notional: Floats
-    inverse_leverage: Floats
-    collateral: Floats
-    close_fee: Floats
-    isolated: Bools
-    maintenance_at_entry: Bools
-    wallet: Floats
-    starts: Ints
-    stops: Ints
+    arrays: PositionArrays  # rebuilt when the arrays grow
     room: Ints
-    cross_entry_notional: Floats
     holds: npt.NDArray[np.int32]  # (symbols, accounts): the account's positions in the symbol
     valuation: Valuation
 
@@ -111,17 +91,18 @@ class LiveBook:
         for fields, size in ((_POSITION_FIELDS, positions), (_ACCOUNT_FIELDS, accounts)):
             for name, dtype in fields.items():
                 new: Any = np.zeros(size, dtype=dtype)
-                old = self._arrays.get(name)
+                old = self._columns.get(name)
                 if old is not None:
                     new[: len(old)] = old[: len(new)]
-                self._arrays[name] = new
-                setattr(self, name, new)
+                self._columns[name] = new
         holds = np.zeros((len(self.symbols), accounts), dtype=np.int32)
-        if "holds" in self._arrays:
-            old_holds = self._arrays["holds"]
-            holds[:, : old_holds.shape[1]] = old_holds
-        self._arrays["holds"] = holds
+        if hasattr(self, "holds"):
+            holds[:, : self.holds.shape[1]] = self.holds
         self.holds = holds
+        self.room = self._columns["room"]
+        self.arrays = PositionArrays(
+            tables=self.tables, **{k: v for k, v in self._columns.items() if k != "room"}
+        )
         # a fresh valuation: every account is valued again at the next tick
         self.valuation = empty_valuation(positions, accounts, self.marks)
         self.dirty.update(range(self.account_count))
@@ -131,12 +112,12 @@ class LiveBook:
         index = self.account_index.get(account_id)
         if index is None:
             index = len(self.account_ids)
-            if index >= len(self.wallet):
-                self._allocate(len(self.quantity), 2 * len(self.wallet))
+            if index >= len(self.arrays.wallet):
+                self._allocate(len(self.arrays.quantity), 2 * len(self.arrays.wallet))
             self.account_index[account_id] = index
             self.account_ids.append(account_id)
             self.keys.append([])
-            self.starts[index] = self.stops[index] = self.used
+            self.arrays.starts[index] = self.arrays.stops[index] = self.used
         return index
 
     def replace(self, account_id: str, wallet: float, rows: Iterable[Row]) -> None:
@@ -146,10 +127,10 @@ class LiveBook:
         kept = [row for row in rows if row[2] != 0]
         if len(kept) > self.room[index]:
             self._move(index, max(len(kept), 2 * int(self.room[index]), 2))
-        self.wallet[index] = wallet
+        self.arrays.wallet[index] = wallet
         self.holds[:, index] = 0
         self.keys[index] = []
-        start = int(self.starts[index])
+        start = int(self.arrays.starts[index])
         cross_entry = 0.0
         for offset, (symbol, slot, quantity, entry, margin) in enumerate(kept):
             slot_index = self._slot(symbol)
@@ -158,8 +139,8 @@ class LiveBook:
             self.keys[index].append((symbol, slot))
             if margin is None:
                 cross_entry += abs(entry)
-        self.stops[index] = start + len(kept)
-        self.cross_entry_notional[index] = cross_entry
+        self.arrays.stops[index] = start + len(kept)
+        self.arrays.cross_entry_notional[index] = cross_entry
         self.dirty.add(index)
 
     def _slot(self, symbol: str) -> int:
@@ -178,43 +159,49 @@ class LiveBook:
         margin: float | None,
     ) -> None:
         isolated = margin is not None
-        self.account[position] = account
-        self.symbol[position] = self.instrument[position] = slot
-        self.side[position] = 1.0 if quantity > 0 else -1.0
-        self.quantity[position] = abs(quantity)
-        self.entry_notional[position] = abs(entry)
-        self.collateral[position] = margin if margin is not None else 0.0
-        self.isolated[position] = isolated
-        self.maintenance_at_entry[position] = isolated and self.rules.isolated_maintenance_at_entry
+        self.arrays.account[position] = account
+        self.arrays.symbol[position] = self.arrays.instrument[position] = slot
+        self.arrays.side[position] = 1.0 if quantity > 0 else -1.0
+        self.arrays.quantity[position] = abs(quantity)
+        self.arrays.entry_notional[position] = abs(entry)
+        self.arrays.collateral[position] = margin if margin is not None else 0.0
+        self.arrays.isolated[position] = isolated
+        self.arrays.maintenance_at_entry[position] = (
+            isolated and self.rules.isolated_maintenance_at_entry
+        )
 
     def _move(self, index: int, room: int) -> None:
         """Give account ``index`` a new segment of ``room`` slots at the end. When the arrays are
         full, the segments left behind are reclaimed first and the arrays grow to twice what is
         live, so each slot is copied a bounded number of times on average."""
-        if self.used + room > len(self.quantity):
+        if self.used + room > len(self.arrays.quantity):
             self._compact()
-            if 2 * (self.used + room) > len(self.quantity):
-                self._allocate(2 * (self.used + room), len(self.wallet))
-        count = int(self.stops[index] - self.starts[index])
-        old = slice(int(self.starts[index]), int(self.stops[index]))
+            if 2 * (self.used + room) > len(self.arrays.quantity):
+                self._allocate(2 * (self.used + room), len(self.arrays.wallet))
+        count = int(self.arrays.stops[index] - self.arrays.starts[index])
+        old = slice(int(self.arrays.starts[index]), int(self.arrays.stops[index]))
         new = slice(self.used, self.used + count)
         for name in _POSITION_FIELDS:
-            column = self._arrays[name]
+            column = self._columns[name]
             column[new] = column[old]
-        self.starts[index], self.stops[index], self.room[index] = self.used, self.used + count, room
+        self.arrays.starts[index], self.arrays.stops[index], self.room[index] = (
+            self.used,
+            self.used + count,
+            room,
+        )
         self.used += room
         self.dirty.add(index)
 
     def _compact(self) -> None:
         """Move every account's positions to the front, in account order, with no spare room."""
         accounts = np.arange(self.account_count, dtype=np.int64)
-        order, _ = account_positions(self, accounts)
-        lengths = self.stops[: len(accounts)] - self.starts[: len(accounts)]
+        order, _ = account_positions(self.arrays, accounts)
+        lengths = self.arrays.stops[: len(accounts)] - self.arrays.starts[: len(accounts)]
         for name in _POSITION_FIELDS:
-            column = self._arrays[name]
+            column = self._columns[name]
             column[: len(order)] = column[order]
-        self.starts[: len(accounts)] = np.cumsum(lengths) - lengths
-        self.stops[: len(accounts)] = self.starts[: len(accounts)] + lengths
+        self.arrays.starts[: len(accounts)] = np.cumsum(lengths) - lengths
+        self.arrays.stops[: len(accounts)] = self.arrays.starts[: len(accounts)] + lengths
         self.room[: len(accounts)] = lengths
         self.used = len(order)
         self.dirty.update(range(len(accounts)))
@@ -223,20 +210,20 @@ class LiveBook:
         """Fill an empty book: ``wallets``, then (account, row) pairs; then value everything."""
         for account_id, wallet in wallets.items():
             self.index_of(account_id)
-            self.wallet[self.account_index[account_id]] = wallet
+            self.arrays.wallet[self.account_index[account_id]] = wallet
         grouped: dict[str, list[Row]] = {}
         for account_id, row in rows:
             self.index_of(account_id)
             grouped.setdefault(account_id, []).append(row)
         total = sum(len(group) for group in grouped.values())
-        if self.used + total > len(self.quantity):
-            self._allocate(self.used + total, len(self.wallet))
+        if self.used + total > len(self.arrays.quantity):
+            self._allocate(self.used + total, len(self.arrays.wallet))
         for account_id, group in grouped.items():
             index = self.account_index[account_id]
-            self.starts[index] = self.stops[index] = self.used
+            self.arrays.starts[index] = self.arrays.stops[index] = self.used
             self.room[index] = len(group)
             self.used += len(group)
-            self.replace(account_id, float(self.wallet[index]), group)
+            self.replace(account_id, float(self.arrays.wallet[index]), group)
         self.value_dirty()
 
     def value_dirty(self) -> None:
@@ -244,7 +231,7 @@ class LiveBook:
         if self.dirty:
             accounts = np.fromiter(self.dirty, dtype=np.int64, count=len(self.dirty))
             self.dirty.clear()
-            value_accounts(self, self.valuation, accounts, ALL_SYMBOLS, backend=self.backend)
+            value_accounts(self.arrays, self.valuation, accounts, ALL_SYMBOLS, backend=self.backend)
 
     def tick(self, symbol: str, price: float) -> Ints:
         """Move ``symbol`` to ``price`` and revalue its holders; returns them."""
@@ -252,5 +239,5 @@ class LiveBook:
         self.marks[slot] = price
         self.value_dirty()
         holders = np.flatnonzero(self.holds[slot, : self.account_count]).astype(np.int64)
-        value_accounts(self, self.valuation, holders, slot, backend=self.backend)
+        value_accounts(self.arrays, self.valuation, holders, slot, backend=self.backend)
         return holders

@@ -21,62 +21,30 @@ relative 1e-9 plus one money quantum. The batch path screens; the Decimal path d
 the accounts holding it and re-adds those accounts from the stored per-position values, in the
 full pass's order, so it gives bit for bit the numbers of a full revaluation.
 
-One numba kernel does both: one fused pass per account (its positions are contiguous, from
-``starts[a]`` to ``stops[a]``), accounts spread over the cores by ``prange``; the numpy fallback
-does the same arithmetic with ``np.bincount`` and gives the same bits. Both read any
-:class:`Positions`: a :class:`~crossmargin.batch.convert.BookArrays`, or the engine's live book
+One numba kernel (:mod:`crossmargin.batch.risk_kernel`) does both: one fused pass per account
+(its positions are contiguous, from ``starts[a]`` to ``stops[a]``), accounts spread over the
+cores by ``prange``; the numpy fallback does the same arithmetic with ``np.bincount`` and gives
+the same bits. Both read any
+:class:`~crossmargin.batch.convert.PositionArrays`: a ``BookArrays``, or the engine's live book
 (:mod:`crossmargin.batch.live`), whose accounts keep spare room between them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 
-from crossmargin.batch._accel import jit_inline, jit_parallel, prange, use_numba
-from crossmargin.batch.convert import BookArrays, BracketTables, Floats, Ints
-from crossmargin.batch.maintenance import position_maintenance, positions_maintenance
+from crossmargin.batch._accel import use_numba
+from crossmargin.batch.convert import BookArrays, Floats, Ints, PositionArrays
+from crossmargin.batch.maintenance import positions_maintenance
+from crossmargin.batch.risk_kernel import ALL_SYMBOLS, value_accounts_kernel
 from crossmargin.core.errors import InvalidInput
 
 Bools = npt.NDArray[np.bool_]
 Array = npt.NDArray[Any]
-ALL_SYMBOLS = -1  # ``moving`` of a full revaluation: every position is revalued
-
-
-class Positions(Protocol):
-    """What a revaluation reads (positions of account ``a``: ``starts[a]`` .. ``stops[a]``)."""
-
-    @property
-    def tables(self) -> BracketTables: ...
-    @property
-    def starts(self) -> Ints: ...
-    @property
-    def stops(self) -> Ints: ...
-    @property
-    def symbol(self) -> npt.NDArray[np.int32]: ...
-    @property
-    def instrument(self) -> npt.NDArray[np.int32]: ...
-    @property
-    def side(self) -> Floats: ...
-    @property
-    def quantity(self) -> Floats: ...
-    @property
-    def entry_notional(self) -> Floats: ...
-    @property
-    def inverse_leverage(self) -> Floats: ...
-    @property
-    def collateral(self) -> Floats: ...
-    @property
-    def close_fee(self) -> Floats: ...
-    @property
-    def isolated(self) -> Bools: ...
-    @property
-    def maintenance_at_entry(self) -> Bools: ...
-    @property
-    def wallet(self) -> Floats: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -183,7 +151,7 @@ def update_symbol(
 
 
 def value_accounts(
-    book: Positions,
+    book: PositionArrays,
     out: Valuation,
     accounts: Ints | None,
     moving: int,
@@ -197,7 +165,7 @@ def value_accounts(
         chosen = np.empty(0, dtype=np.int64) if accounts is None else accounts
         count = book.wallet.shape[0] if accounts is None else accounts.shape[0]
         tables = book.tables
-        _value_accounts_kernel(
+        value_accounts_kernel(
             count,
             chosen,
             moving,
@@ -239,7 +207,7 @@ def value_accounts(
     _value_accounts_numpy(book, out, every if accounts is None else accounts, moving)
 
 
-def account_positions(book: Positions, accounts: Ints) -> tuple[Ints, Ints]:
+def account_positions(book: PositionArrays, accounts: Ints) -> tuple[Ints, Ints]:
     """All position indices of ``accounts`` and, for each, its row in ``accounts``."""
     starts = book.starts[accounts]
     lengths = book.stops[accounts] - starts
@@ -259,7 +227,7 @@ class PositionValues:
     bracket: Ints
 
 
-def position_values(book: Positions, marks: Floats, positions: Ints | slice) -> PositionValues:
+def position_values(book: PositionArrays, marks: Floats, positions: Ints | slice) -> PositionValues:
     """Twin of ``core.risk.position_risk`` for the selected positions (unrounded)."""
     symbol = book.symbol[positions]
     instrument = book.instrument[positions].astype(np.int64)
@@ -279,7 +247,9 @@ def position_values(book: Positions, marks: Floats, positions: Ints | slice) -> 
     )
 
 
-def _value_accounts_numpy(book: Positions, out: Valuation, accounts: Ints, moving: int) -> None:
+def _value_accounts_numpy(
+    book: PositionArrays, out: Valuation, accounts: Ints, moving: int
+) -> None:
     positions, owner = account_positions(book, accounts)
     changed = positions if moving == ALL_SYMBOLS else positions[book.symbol[positions] == moving]
     values = position_values(book, out.marks, changed)
@@ -325,150 +295,3 @@ def ratio(maintenance: Floats, balance: Floats) -> Floats:
     with np.errstate(divide="ignore", invalid="ignore"):
         result = np.where(balance > 0, maintenance / np.where(balance > 0, balance, 1.0), np.nan)
     return np.where(maintenance == 0, 0.0, result)
-
-
-@jit_inline
-def _value_position(
-    position: int,
-    marks: Array,
-    caps: Array,
-    rates: Array,
-    amounts: Array,
-    counts: Array,
-    symbol: Array,
-    instrument: Array,
-    side: Array,
-    quantity: Array,
-    entry_notional: Array,
-    inverse_leverage: Array,
-    collateral: Array,
-    close_fee: Array,
-    isolated: Array,
-    at_entry: Array,
-    out_notional: Array,
-    out_upnl: Array,
-    out_initial: Array,
-    out_maintenance: Array,
-    out_bracket: Array,
-    out_isolated_liquidatable: Array,
-) -> None:
-    notional = quantity[position] * marks[symbol[position]]
-    entry = entry_notional[position]
-    upnl = side[position] * (notional - entry)
-    bracket, maintenance = position_maintenance(
-        caps, rates, amounts, counts, instrument[position], at_entry[position], entry, notional, 0
-    )
-    out_notional[position] = notional
-    out_upnl[position] = upnl
-    out_initial[position] = notional * inverse_leverage[position] + close_fee[position]
-    out_maintenance[position] = maintenance
-    out_bracket[position] = bracket
-    out_isolated_liquidatable[position] = isolated[position] & (
-        collateral[position] + upnl <= maintenance
-    )
-
-
-@jit_parallel
-def _value_accounts_kernel(
-    count: int,
-    accounts: Array,
-    moving: int,
-    marks: Array,
-    caps: Array,
-    rates: Array,
-    amounts: Array,
-    counts: Array,
-    starts: Array,
-    stops: Array,
-    symbol: Array,
-    instrument: Array,
-    side: Array,
-    quantity: Array,
-    entry_notional: Array,
-    inverse_leverage: Array,
-    collateral: Array,
-    close_fee: Array,
-    isolated: Array,
-    at_entry: Array,
-    wallet: Array,
-    out_notional: Array,
-    out_upnl: Array,
-    out_initial: Array,
-    out_maintenance: Array,
-    out_bracket: Array,
-    out_isolated_liquidatable: Array,
-    out_balance: Array,
-    out_account_maintenance: Array,
-    out_account_initial: Array,
-    out_cross_positions: Array,
-    out_ratio: Array,
-    out_cross_liquidatable: Array,
-    out_isolated_any: Array,
-    out_cross_notional: Array,
-) -> None:
-    """One fused pass per account, accounts spread over the cores with ``prange``: each position
-    of symbol ``moving`` (every position for :data:`ALL_SYMBOLS`) is valued, and every position
-    is summed into its account while still in cache, in position order (the numpy path's order).
-    ``accounts``: the accounts to value (empty: the first ``count``, i.e. all)."""
-
-    def value_account(owner: int, only: int) -> None:
-        upnl_sum = 0.0
-        maintenance_sum = 0.0
-        initial_sum = 0.0
-        notional_sum = 0.0
-        cross_count = 0
-        any_isolated = False
-        for position in range(starts[owner], stops[owner]):
-            if only == ALL_SYMBOLS or symbol[position] == only:
-                _value_position(
-                    position,
-                    marks,
-                    caps,
-                    rates,
-                    amounts,
-                    counts,
-                    symbol,
-                    instrument,
-                    side,
-                    quantity,
-                    entry_notional,
-                    inverse_leverage,
-                    collateral,
-                    close_fee,
-                    isolated,
-                    at_entry,
-                    out_notional,
-                    out_upnl,
-                    out_initial,
-                    out_maintenance,
-                    out_bracket,
-                    out_isolated_liquidatable,
-                )
-            weight = 1.0 - isolated[position]
-            upnl_sum += weight * out_upnl[position]
-            maintenance_sum += weight * out_maintenance[position]
-            initial_sum += weight * out_initial[position]
-            notional_sum += weight * out_notional[position]
-            cross_count += 1 - isolated[position]
-            any_isolated |= out_isolated_liquidatable[position]
-        balance = wallet[owner] + upnl_sum
-        out_balance[owner] = balance
-        out_account_maintenance[owner] = maintenance_sum
-        out_account_initial[owner] = initial_sum
-        out_cross_positions[owner] = cross_count
-        if maintenance_sum == 0.0:
-            out_ratio[owner] = 0.0
-        elif balance > 0.0:
-            out_ratio[owner] = maintenance_sum / balance
-        else:
-            out_ratio[owner] = np.nan
-        out_cross_liquidatable[owner] = (cross_count > 0) & (balance <= maintenance_sum)
-        out_isolated_any[owner] = any_isolated
-        out_cross_notional[owner] = notional_sum
-
-    if accounts.shape[0] == 0:
-        for owner in prange(count):
-            value_account(owner, ALL_SYMBOLS)
-    else:
-        for row in prange(accounts.shape[0]):
-            value_account(accounts[row], moving)

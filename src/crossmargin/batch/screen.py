@@ -35,7 +35,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
@@ -47,9 +46,10 @@ from crossmargin.batch.convert import (
     BracketTables,
     Floats,
     Ints,
+    PositionArrays,
 )
 from crossmargin.batch.live import LiveBook, Row
-from crossmargin.batch.risk import Positions, Valuation, account_positions, revalue, summed
+from crossmargin.batch.risk import Valuation, account_positions, revalue, summed
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.instrument import Instrument
 from crossmargin.core.venues import VenueRules
@@ -57,15 +57,6 @@ from crossmargin.core.venues import VenueRules
 UNIT_ROUNDOFF = 2.0**-53
 FLOAT_TERMS = 16  # float operations per scope besides the n-term sums (inputs, products, tests)
 CAP_WINDOW = 16 * UNIT_ROUNDOFF  # a valued notional this close to a cap may be read either side
-
-
-class ScreenedBook(Positions, Protocol):
-    """A book the screen reads: positions and the static cross entry notional per account."""
-
-    @property
-    def account(self) -> np.ndarray: ...
-    @property
-    def cross_entry_notional(self) -> Floats: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,7 +80,7 @@ def screen(
 
 
 def flag_scopes(
-    book: ScreenedBook, valuation: Valuation, accounts: Ints | None, threshold: float | None
+    book: PositionArrays, valuation: Valuation, accounts: Ints | None, threshold: float | None
 ) -> Candidates:
     """The scopes of ``accounts`` (None: every account of a BookArrays) the core may flag."""
     factor = _factor(threshold)
@@ -154,7 +145,7 @@ def flagged(
     return result
 
 
-def bracket_slack(book: Positions, valuation: Valuation, positions: Ints) -> Floats:
+def bracket_slack(book: PositionArrays, valuation: Valuation, positions: Ints) -> Floats:
     """Per position, the MM jump of a discontinuous table at a cap its valued notional is within
     :data:`CAP_WINDOW` of (0 elsewhere: see the module docstring)."""
     tables = book.tables
@@ -237,8 +228,8 @@ class LiquidationScreen:
         holders = self.book.tick(symbol, price)
         if len(holders) == 0:
             return set()
-        found = flag_scopes(self.book, self.book.valuation, holders, threshold)
+        found = flag_scopes(self.book.arrays, self.book.valuation, holders, threshold)
         ids = self.book.account_ids
         flagged_accounts = set(found.accounts.tolist())
-        flagged_accounts.update(self.book.account[found.isolated_positions].tolist())
+        flagged_accounts.update(self.book.arrays.account[found.isolated_positions].tolist())
         return {ids[index] for index in flagged_accounts}

@@ -34,6 +34,7 @@ from crossmargin.batch.risk import (
     ratio,
     summed,
 )
+from crossmargin.batch.risk_kernel import scope_ratio
 from crossmargin.core.errors import InvalidInput
 
 MAX_SHOCKS = 100_000
@@ -98,6 +99,20 @@ def grid(symbols: Sequence[str], axes: Sequence[tuple[str, Sequence[float]]]) ->
     return ShockGrid(labels=tuple(labels), relative=relative)
 
 
+def empty_result(shocks: ShockGrid, accounts: int) -> StressResult:
+    """A result to fold shocks into: worst values -inf, nothing liquidated, no loss."""
+    return StressResult(
+        grid=shocks,
+        cross_worst_ratio=np.full(accounts, -np.inf),
+        cross_liquidated=np.zeros((accounts, shocks.count), dtype=np.bool_),
+        cross_worst_loss=np.full(accounts, -np.inf),
+        isolated_worst_ratio=np.full(accounts, -np.inf),
+        isolated_liquidated=np.zeros((accounts, shocks.count), dtype=np.bool_),
+        isolated_worst_loss=np.full(accounts, -np.inf),
+        loss_by_shock=np.zeros(shocks.count),
+    )
+
+
 def shocked_marks(arrays: BookArrays, shocks: ShockGrid) -> Floats:
     marks: Floats = arrays.marks[None, :] * (1.0 + shocks.relative)
     return marks
@@ -108,17 +123,8 @@ def stress(arrays: BookArrays, shocks: ShockGrid, *, backend: str | None = None)
     if shocks.relative.shape[1] != len(arrays.symbols):
         raise InvalidInput("shocks", "built for another book's symbols")
     marks = shocked_marks(arrays, shocks)
-    accounts, count = arrays.account_count, shocks.count
-    result = StressResult(
-        grid=shocks,
-        cross_worst_ratio=np.full(accounts, -np.inf),
-        cross_liquidated=np.zeros((accounts, count), dtype=np.bool_),
-        cross_worst_loss=np.full(accounts, -np.inf),
-        isolated_worst_ratio=np.full(accounts, -np.inf),
-        isolated_liquidated=np.zeros((accounts, count), dtype=np.bool_),
-        isolated_worst_loss=np.full(accounts, -np.inf),
-        loss_by_shock=np.zeros(count),
-    )
+    accounts = arrays.account_count
+    result = empty_result(shocks, accounts)
     if use_numba(backend):
         tables = arrays.tables
         _stress_kernel(
@@ -272,28 +278,16 @@ def _stress_kernel(
                 notional = quantity[position] * price
                 entry = entry_notional[position]
                 upnl = side[position] * (notional - entry)
+                table, valued_at_entry = instrument[position], at_entry[position]
                 _, maintenance = position_maintenance(
-                    caps,
-                    rates,
-                    amounts,
-                    counts,
-                    instrument[position],
-                    at_entry[position],
-                    entry,
-                    notional,
-                    0,
+                    caps, rates, amounts, counts, table, valued_at_entry, entry, notional, 0
                 )
                 if isolated[position]:
                     balance = collateral[position] + upnl
                     if shock < 0:
                         continue
                     any_isolated |= balance <= maintenance
-                    if maintenance == 0.0:
-                        position_ratio = 0.0
-                    elif balance > 0.0:
-                        position_ratio = maintenance / balance
-                    else:
-                        position_ratio = np.inf
+                    position_ratio = scope_ratio(maintenance, balance, np.inf)
                     isolated_ratio = max(isolated_ratio, position_ratio)
                     base_notional = quantity[position] * base_marks[symbol[position]]
                     base_balance = collateral[position] + side[position] * (base_notional - entry)
@@ -307,12 +301,7 @@ def _stress_kernel(
             if shock < 0:
                 base_cross = balance
                 continue
-            if maintenance_sum == 0.0:
-                cross_ratio = 0.0
-            elif balance > 0.0:
-                cross_ratio = maintenance_sum / balance
-            else:
-                cross_ratio = np.inf
+            cross_ratio = scope_ratio(maintenance_sum, balance, np.inf)
             cross_loss = min(base_cross - balance, max(base_cross, 0.0))
             if cross_positions > 0:
                 cross_worst_ratio[account] = max(cross_worst_ratio[account], cross_ratio)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from crossmargin.batch import compile_notice
 from crossmargin.cli.render import money, table
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.numbers import format_decimal
@@ -115,14 +116,15 @@ def cmd_backtest(args: argparse.Namespace) -> str:
     market, source, warnings = load_market(
         spec, episode=args.episode, data=args.data, start=args.start, end=args.end
     )
-    result = run_backtest(
-        spec,
-        market,
-        source=source,
-        modes=modes,
-        store_factory=_store_factory(args.store),
-        progress=_Progress(),
-    )
+    with compile_notice():  # the engine's float screen compiles its kernel on a first run
+        result = run_backtest(
+            spec,
+            market,
+            source=source,
+            modes=modes,
+            store_factory=_store_factory(args.store),
+            progress=_Progress(),
+        )
     files: dict[str, str] = {}
     out = Path(args.out) if args.out else Path(f"{spec.name}-report")
     if not args.no_report:
