@@ -109,7 +109,7 @@ def test_screen_stays_in_step_after_positions_change() -> None:
         )
     screening.sync(state, ["a0"])
     assert state.screen is not None
-    book = state.screen.book
+    book = state.screen
     index = book.account_index["a0"]
     assert book.keys[index] == []
     assert book.arrays.stops[index] == book.arrays.starts[index]

@@ -71,6 +71,10 @@ class BracketTables:
     def width(self) -> int:
         return int(self.caps.shape[1])
 
+    def kernel_arrays(self) -> tuple[Floats, Floats, Floats, Ints]:
+        """(caps, rates, amounts, counts), in the order every numba kernel takes them."""
+        return self.caps, self.rates, self.amounts, self.counts
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PositionArrays:
@@ -95,6 +99,19 @@ class PositionArrays:
     starts: Ints
     stops: Ints
     cross_entry_notional: Floats  # sum over the cross positions (sizes the screen's float error)
+
+    def kernel_columns(self) -> tuple[Int32s, Int32s, Floats, Floats, Floats, Floats, Bools]:
+        """The position columns every numba kernel reads, in the order they take them: symbol,
+        instrument, side, quantity, entry notional, collateral, MM valued at entry."""
+        return (
+            self.symbol,
+            self.instrument,
+            self.side,
+            self.quantity,
+            self.entry_notional,
+            self.collateral,
+            self.maintenance_at_entry,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,20 +143,8 @@ class BookArrays(PositionArrays):
 
     def input_arrays(self) -> tuple[npt.NDArray[np.generic], ...]:
         """The per-position and per-account arrays a full revaluation reads."""
-        return (
-            self.symbol,
-            self.instrument,
-            self.side,
-            self.quantity,
-            self.entry_notional,
-            self.inverse_leverage,
-            self.collateral,
-            self.close_fee,
-            self.isolated,
-            self.maintenance_at_entry,
-            self.wallet,
-            self.account_start,
-        )
+        others = (self.inverse_leverage, self.close_fee, self.isolated, self.wallet)
+        return (*self.kernel_columns(), *others, self.account_start)
 
     @property
     def nbytes(self) -> int:
@@ -161,14 +166,15 @@ def bracket_tables(keys: Sequence[InstrumentKey]) -> BracketTables:
     longest = max((len(instrument.brackets) for _, _, instrument in keys), default=1)
     width = 1 << longest.bit_length()  # a power of two > longest: one +inf cap at least
     count = len(keys)
-    caps = np.full((count, width), np.inf)
-    rates = np.zeros((count, width))
-    amounts = np.zeros((count, width))
-    counts = np.zeros(count, dtype=np.int64)
-    continuous = np.ones(count, dtype=np.bool_)
-    max_leverage = np.full((count, width), np.inf)
+    tables = BracketTables(
+        caps=np.full((count, width), np.inf),
+        rates=np.zeros((count, width)),
+        amounts=np.zeros((count, width)),
+        counts=np.array([len(instrument.brackets) for _, _, instrument in keys], dtype=np.int64),
+        continuous=np.ones(count, dtype=np.bool_),
+        max_leverage=np.full((count, width), np.inf),
+    )
     for row, (fee_buffer, deduction, instrument) in enumerate(keys):
-        counts[row] = len(instrument.brackets)
         exact_rates: list[Decimal] = []
         exact_amounts: list[Decimal] = []
         for column, bracket in enumerate(instrument.brackets):
@@ -179,24 +185,17 @@ def bracket_tables(keys: Sequence[InstrumentKey]) -> BracketTables:
             exact_rates.append(rate)
             exact_amounts.append(amount)
             if bracket.cap is not None:
-                caps[row, column] = float(bracket.cap)
-            rates[row, column] = float(rate)
-            amounts[row, column] = float(amount)
+                tables.caps[row, column] = float(bracket.cap)
+            tables.rates[row, column] = float(rate)
+            tables.amounts[row, column] = float(amount)
             if bracket.max_leverage is not None:
-                max_leverage[row, column] = float(bracket.max_leverage)
+                tables.max_leverage[row, column] = float(bracket.max_leverage)
         for index, bracket in enumerate(instrument.brackets[1:], start=1):
             below = bracket.floor * exact_rates[index - 1] - exact_amounts[index - 1]
             above = bracket.floor * exact_rates[index] - exact_amounts[index]
             if below != above:
-                continuous[row] = False
-    return BracketTables(
-        caps=caps,
-        rates=rates,
-        amounts=amounts,
-        counts=counts,
-        continuous=continuous,
-        max_leverage=max_leverage,
-    )
+                tables.continuous[row] = False
+    return tables
 
 
 def instrument_tables(rules: VenueRules, instruments: Sequence[Instrument]) -> BracketTables:

@@ -52,28 +52,17 @@ def _breakpoints(
 
 
 @jit_inline
-def _crossing_down(
-    constant: float, slope: float, sign: float, top: float, low: float
+def _crossing(
+    constant: float, slope: float, sign: float, near: float, far: float
 ) -> tuple[bool, float]:
-    """One step of the walk down on the segment ``[low, top]``: (found, price or NaN)."""
-    if sign * (constant + slope * top) <= 0:
-        return True, top
-    if sign * (constant + slope * low) <= 0:
-        root = -constant / slope
-        return True, root if root > 0 else np.nan
-    return False, np.nan
-
-
-@jit_inline
-def _crossing_up(
-    constant: float, slope: float, sign: float, bottom: float, high: float
-) -> tuple[bool, float]:
-    """One step of the walk up on the segment ``[bottom, high]``: (found, price or NaN)."""
-    if sign * (constant + slope * bottom) <= 0:
-        return True, bottom
-    if not np.isfinite(high):
+    """One step of a walk on the segment from ``near`` (the end nearest the mark) to ``far``:
+    (found, the crossing, or NaN when none). Past the last breakpoint (``far`` infinite, walking
+    up) the line runs on and crosses where it falls."""
+    if sign * (constant + slope * near) <= 0:
+        return True, near
+    if not np.isfinite(far):
         return True, -constant / slope if sign * slope < 0 else np.nan
-    if sign * (constant + slope * high) <= 0:
+    if sign * (constant + slope * far) <= 0:
         return True, -constant / slope
     return False, np.nan
 
@@ -126,9 +115,11 @@ def solve_kernel(
 
     points = np.empty(2 * caps.shape[1] + 1)
     for scope in range(mark.shape[0]):
-        count = 0
-        if with_maintenance:
-            count = _breakpoints(scope, points, instrument, quantity, at_entry, present, caps)
+        count = (
+            _breakpoints(scope, points, instrument, quantity, at_entry, present, caps)
+            if with_maintenance
+            else 0
+        )
         price = mark[scope]
         start = 0
         while start < count and points[start] < price:
@@ -142,16 +133,16 @@ def solve_kernel(
                 healthy = constant + slope * price > 0
                 out_healthy[scope] = healthy
                 sign = 1.0 if healthy else -1.0
+            found, crossing = _crossing(constant, slope, sign, edge, low if down else high)
+            crossing = crossing if crossing > 0 else np.nan  # a crossing at a positive price
             if down:
-                found, crossing = _crossing_down(constant, slope, sign, edge, low)
                 if found or segment == 0:
                     out_down[scope] = crossing
                     segment, edge, down = start, price, False
                 else:
                     segment, edge = segment - 1, low
                 continue
-            found, crossing = _crossing_up(constant, slope, sign, edge, high)
             if found:
-                out_up[scope] = crossing if crossing > 0 else np.nan
+                out_up[scope] = crossing
                 break
             segment, edge = segment + 1, high

@@ -68,7 +68,8 @@ class LiveBook:
         self.symbols = tuple(instruments)
         self.slots = {symbol: index for index, symbol in enumerate(self.symbols)}
         self.tables = instrument_tables(rules, [instruments[s] for s in self.symbols])
-        self.marks = np.full(len(self.symbols), np.nan)
+        self.marks: dict[str, float] = {}  # by symbol; read at every load and tick
+        self.prices = np.full(len(self.symbols), np.nan)  # the marks by symbol slot
         self.account_ids: list[str] = []
         self.account_index: dict[str, int] = {}
         self.keys: list[list[tuple[str, str]]] = []  # per account, its positions' (symbol, slot)
@@ -104,7 +105,7 @@ class LiveBook:
             tables=self.tables, **{k: v for k, v in self._columns.items() if k != "room"}
         )
         # a fresh valuation: every account is valued again at the next tick
-        self.valuation = empty_valuation(positions, accounts, self.marks)
+        self.valuation = empty_valuation(positions, accounts, self.prices)
         self.dirty.update(range(self.account_count))
 
     def index_of(self, account_id: str) -> int:
@@ -120,20 +121,23 @@ class LiveBook:
             self.arrays.starts[index] = self.arrays.stops[index] = self.used
         return index
 
-    def replace(self, account_id: str, wallet: float, rows: Iterable[Row]) -> None:
-        """Set ``account_id``'s wallet and replace all of its positions by ``rows`` (quantity 0
-        rows are left out)."""
-        index = self.index_of(account_id)
+    def sync_account(self, account_id: str, wallet: float, rows: Iterable[Row]) -> None:
+        """Replace everything known about one account (after events touched it): its wallet and
+        its rows (symbol, slot, signed quantity, signed entry notional, isolated margin or None);
+        rows of quantity 0 are left out."""
         kept = [row for row in rows if row[2] != 0]
+        slots = [self._slot(row[0]) for row in kept]  # refuse a bad row before changing anything
+        index = self.index_of(account_id)
         if len(kept) > self.room[index]:
-            self._move(index, max(len(kept), 2 * int(self.room[index]), 2))
+            self._new_segment(index, max(len(kept), 2 * int(self.room[index]), 2))
         self.arrays.wallet[index] = wallet
         self.holds[:, index] = 0
         self.keys[index] = []
         start = int(self.arrays.starts[index])
         cross_entry = 0.0
-        for offset, (symbol, slot, quantity, entry, margin) in enumerate(kept):
-            slot_index = self._slot(symbol)
+        for offset, ((symbol, slot, quantity, entry, margin), slot_index) in enumerate(
+            zip(kept, slots, strict=True)
+        ):
             self._write(start + offset, index, slot_index, quantity, entry, margin)
             self.holds[slot_index, index] += 1
             self.keys[index].append((symbol, slot))
@@ -170,27 +174,18 @@ class LiveBook:
             isolated and self.rules.isolated_maintenance_at_entry
         )
 
-    def _move(self, index: int, room: int) -> None:
-        """Give account ``index`` a new segment of ``room`` slots at the end. When the arrays are
-        full, the segments left behind are reclaimed first and the arrays grow to twice what is
-        live, so each slot is copied a bounded number of times on average."""
+    def _new_segment(self, index: int, room: int) -> None:
+        """Give account ``index`` an empty segment of ``room`` slots at the end (its positions are
+        written next). When the arrays are full, the segments left behind are reclaimed first and
+        the arrays grow to twice what is live, so each slot is copied a bounded number of times
+        on average."""
         if self.used + room > len(self.arrays.quantity):
             self._compact()
             if 2 * (self.used + room) > len(self.arrays.quantity):
                 self._allocate(2 * (self.used + room), len(self.arrays.wallet))
-        count = int(self.arrays.stops[index] - self.arrays.starts[index])
-        old = slice(int(self.arrays.starts[index]), int(self.arrays.stops[index]))
-        new = slice(self.used, self.used + count)
-        for name in _POSITION_FIELDS:
-            column = self._columns[name]
-            column[new] = column[old]
-        self.arrays.starts[index], self.arrays.stops[index], self.room[index] = (
-            self.used,
-            self.used + count,
-            room,
-        )
+        self.arrays.starts[index] = self.arrays.stops[index] = self.used
+        self.room[index] = room
         self.used += room
-        self.dirty.add(index)
 
     def _compact(self) -> None:
         """Move every account's positions to the front, in account order, with no spare room."""
@@ -206,15 +201,21 @@ class LiveBook:
         self.used = len(order)
         self.dirty.update(range(len(accounts)))
 
-    def load(self, wallets: Mapping[str, float], rows: Iterable[tuple[str, Row]]) -> None:
-        """Fill an empty book: ``wallets``, then (account, row) pairs; then value everything."""
+    def load(
+        self,
+        wallets: Mapping[str, float],
+        positions: Iterable[tuple[str, str, str, float, float, float | None]],
+    ) -> None:
+        """Bulk-load: wallets, then rows (account, symbol, slot, quantity, entry, margin); then
+        value everything at :attr:`marks`."""
+        self._read_marks()
         for account_id, wallet in wallets.items():
-            self.index_of(account_id)
-            self.arrays.wallet[self.account_index[account_id]] = wallet
+            index = self.index_of(account_id)  # may grow the arrays: index them after
+            self.arrays.wallet[index] = wallet
         grouped: dict[str, list[Row]] = {}
-        for account_id, row in rows:
+        for account_id, *row in positions:
             self.index_of(account_id)
-            grouped.setdefault(account_id, []).append(row)
+            grouped.setdefault(account_id, []).append(tuple(row))  # type: ignore[arg-type]
         total = sum(len(group) for group in grouped.values())
         if self.used + total > len(self.arrays.quantity):
             self._allocate(self.used + total, len(self.arrays.wallet))
@@ -223,8 +224,14 @@ class LiveBook:
             self.arrays.starts[index] = self.arrays.stops[index] = self.used
             self.room[index] = len(group)
             self.used += len(group)
-            self.replace(account_id, float(self.arrays.wallet[index]), group)
+            self.sync_account(account_id, float(self.arrays.wallet[index]), group)
         self.value_dirty()
+
+    def _read_marks(self) -> None:
+        for symbol, price in self.marks.items():
+            slot = self.slots.get(symbol)
+            if slot is not None:
+                self.prices[slot] = price
 
     def value_dirty(self) -> None:
         """Value every position of the accounts changed since they were last valued."""
@@ -233,10 +240,12 @@ class LiveBook:
             self.dirty.clear()
             value_accounts(self.arrays, self.valuation, accounts, ALL_SYMBOLS, backend=self.backend)
 
-    def tick(self, symbol: str, price: float) -> Ints:
-        """Move ``symbol`` to ``price`` and revalue its holders; returns them."""
+    def move(self, symbol: str, price: float) -> Ints:
+        """Move ``symbol`` to ``price`` and revalue its holders (after the accounts changed since
+        the last move); returns the holders."""
         slot = self._slot(symbol)
-        self.marks[slot] = price
+        self.marks[symbol] = price
+        self._read_marks()
         self.value_dirty()
         holders = np.flatnonzero(self.holds[slot, : self.account_count]).astype(np.int64)
         value_accounts(self.arrays, self.valuation, holders, slot, backend=self.backend)

@@ -22,7 +22,7 @@ Array = npt.NDArray[Any]
 
 
 @jit_parallel
-def probability_kernel(
+def probability_kernel(  # noqa: PLR0912, PLR0915 - one pass per account: bound, shortcuts, walk
     marks: Array,
     mapping: Array,
     growth: Array,

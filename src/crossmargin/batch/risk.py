@@ -164,28 +164,18 @@ def value_accounts(
     if use_numba(backend):
         chosen = np.empty(0, dtype=np.int64) if accounts is None else accounts
         count = book.wallet.shape[0] if accounts is None else accounts.shape[0]
-        tables = book.tables
         value_accounts_kernel(
             count,
             chosen,
             moving,
             out.marks,
-            tables.caps,
-            tables.rates,
-            tables.amounts,
-            tables.counts,
+            *book.tables.kernel_arrays(),
+            *book.kernel_columns(),
             book.starts,
             book.stops,
-            book.symbol,
-            book.instrument,
-            book.side,
-            book.quantity,
-            book.entry_notional,
             book.inverse_leverage,
-            book.collateral,
             book.close_fee,
             book.isolated,
-            book.maintenance_at_entry,
             book.wallet,
             out.notional,
             out.unrealized_pnl,

@@ -33,7 +33,6 @@ or ``MB <= MM_core``; the liquidation screen (no threshold) uses factor 1 instea
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,11 +47,9 @@ from crossmargin.batch.convert import (
     Ints,
     PositionArrays,
 )
-from crossmargin.batch.live import LiveBook, Row
+from crossmargin.batch.live import LiveBook
 from crossmargin.batch.risk import Valuation, account_positions, revalue, summed
 from crossmargin.core.errors import InvalidInput
-from crossmargin.core.instrument import Instrument
-from crossmargin.core.venues import VenueRules
 
 UNIT_ROUNDOFF = 2.0**-53
 FLOAT_TERMS = 16  # float operations per scope besides the n-term sums (inputs, products, tests)
@@ -186,50 +183,17 @@ def cap_jumps(tables: BracketTables) -> Floats:
     return result
 
 
-class LiquidationScreen:
-    """The engine's float screen: its book kept in step one account at a time, screened on
-    every mark tick (twin of ``core.risk.is_liquidatable`` / ``margin_ratio`` per scope)."""
-
-    def __init__(
-        self,
-        rules: VenueRules,
-        instruments: Mapping[str, Instrument],
-        *,
-        backend: str | None = None,
-    ) -> None:
-        self.book = LiveBook(rules, instruments, backend=backend)
-        self.marks: dict[str, float] = {}  # the marks the screen values at (set before load)
-
-    def _sync_marks(self) -> None:
-        for symbol, price in self.marks.items():
-            slot = self.book.slots.get(symbol)
-            if slot is not None:
-                self.book.marks[slot] = price
-
-    def load(
-        self,
-        wallets: Mapping[str, float],
-        positions: Iterable[tuple[str, str, str, float, float, float | None]],
-    ) -> None:
-        """Bulk-load: wallets, then rows (account, symbol, slot, quantity, entry, margin)."""
-        self._sync_marks()
-        self.book.load(wallets, ((row[0], row[1:]) for row in positions))
-
-    def sync_account(self, account_id: str, wallet: float, positions: Iterable[Row]) -> None:
-        """Replace everything known about one account (after events touched it): its wallet and
-        its rows (symbol, slot, signed quantity, signed entry notional, isolated margin)."""
-        self.book.replace(account_id, wallet, positions)
+class LiquidationScreen(LiveBook):
+    """The engine's float screen: its book (a :class:`~crossmargin.batch.live.LiveBook`, kept in
+    step one account at a time by ``sync_account``) screened on every mark tick."""
 
     def tick(self, symbol: str, price: float, threshold: float) -> set[str]:
         """Move ``symbol`` to ``price``; the holders of ``symbol`` with a scope the core may find
         liquidatable or at or above ``threshold``."""
-        self.marks[symbol] = price
-        self._sync_marks()
-        holders = self.book.tick(symbol, price)
+        holders = self.move(symbol, price)
         if len(holders) == 0:
             return set()
-        found = flag_scopes(self.book.arrays, self.book.valuation, holders, threshold)
-        ids = self.book.account_ids
-        flagged_accounts = set(found.accounts.tolist())
-        flagged_accounts.update(self.book.arrays.account[found.isolated_positions].tolist())
-        return {ids[index] for index in flagged_accounts}
+        found = flag_scopes(self.arrays, self.valuation, holders, threshold)
+        flagged = set(found.accounts.tolist())
+        flagged.update(self.arrays.account[found.isolated_positions].tolist())
+        return {self.account_ids[index] for index in flagged}

@@ -36,9 +36,8 @@ from crossmargin.batch.stress import ShockGrid, StressResult, grid, stress, summ
 from crossmargin.batch.synthetic import synthetic_book
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.numbers import parse_decimal
-from crossmargin.core.portfolio import parse_portfolio
 from crossmargin.distributed.shard import MonteCarloSpec
-from crossmargin.distributed.source import BookSource, PortfolioFile, Synthetic
+from crossmargin.distributed.source import BookSource, PortfolioFile, Synthetic, parse_books
 
 MAX_AXIS_POINTS = 1000
 MAX_SYNTHETIC = 20_000_000
@@ -84,19 +83,7 @@ def _load_book(args: argparse.Namespace) -> tuple[BookArrays, str]:
         raise InvalidInput("BOOK", "give a portfolio file (one or a list) or --synthetic N")
     from crossmargin.cli.main import load_json
 
-    document = load_json(args.book)
-    items = document if isinstance(document, list) else [document]
-    if not items:
-        raise InvalidInput("BOOK", "the list holds no portfolio")
-    books = []
-    for index, item in enumerate(items):
-        try:
-            books.append(parse_portfolio(item))
-        except InvalidInput as error:
-            prefix = f"[{index}]" if isinstance(document, list) else ""
-            field = f"{prefix}.{error.field}" if prefix and error.field else prefix or error.field
-            raise InvalidInput(field, error.problem) from None
-    return from_books(books), args.book
+    return from_books(parse_books(load_json(args.book))), args.book
 
 
 class _LocalBook:

@@ -29,6 +29,7 @@ from crossmargin.batch.convert import BookArrays, BracketTables, assemble, from_
 from crossmargin.batch.synthetic import synthetic_book
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.portfolio import parse_portfolio
+from crossmargin.core.risk import Book
 
 
 class BookSource(Protocol):
@@ -59,6 +60,23 @@ def _read_text(path: str) -> str:
         raise InvalidInput("BOOK", f"cannot read {path}: {error}") from None
 
 
+def parse_books(document: Any) -> list[Book]:
+    """The books of a portfolio document: one portfolio object or a list of them (an error in
+    item ``i`` of a list names its field as ``[i].field``)."""
+    items = document if isinstance(document, list) else [document]
+    if not items:
+        raise InvalidInput("BOOK", "the list holds no portfolio")
+    books = []
+    for index, item in enumerate(items):
+        try:
+            books.append(parse_portfolio(item))
+        except InvalidInput as error:
+            prefix = f"[{index}]" if isinstance(document, list) else ""
+            field = f"{prefix}.{error.field}" if prefix and error.field else prefix or error.field
+            raise InvalidInput(field, error.problem) from None
+    return books
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PortfolioFile:
     path: str
@@ -72,20 +90,7 @@ class PortfolioFile:
             raise InvalidInput(
                 self.path, f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
             ) from None
-        items = document if isinstance(document, list) else [document]
-        if not items:
-            raise InvalidInput("BOOK", "the list holds no portfolio")
-        books = []
-        for index, item in enumerate(items):
-            try:
-                books.append(parse_portfolio(item))
-            except InvalidInput as error:
-                prefix = f"[{index}]" if isinstance(document, list) else ""
-                field = (
-                    f"{prefix}.{error.field}" if prefix and error.field else prefix or error.field
-                )
-                raise InvalidInput(field, error.problem) from None
-        return from_books(books)
+        return from_books(parse_books(document))
 
     def describe(self) -> str:
         return self.path
