@@ -106,6 +106,23 @@ def jit_parallel(function: F) -> F:
     return cast(F, launch)
 
 
+@contextmanager
+def calling_thread_only(only: bool = True) -> Iterator[None]:
+    """While inside (and ``only``), parallel kernels run on the calling thread alone. A parallel
+    launch waits until every worker thread has been scheduled, which on a busy machine costs
+    milliseconds: ticks, whose latency matters and whose work is a fraction of the book, stay on
+    the calling thread (a full revaluation spreads over the cores)."""
+    if not HAVE_NUMBA or not only:
+        yield
+        return
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)  # a per-thread setting
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
 class _Notice(numba_event.Listener if HAVE_NUMBA else object):  # type: ignore[misc]
     """Prints :data:`NOTICE` when the first kernel starts compiling, and the time at the end."""
 

@@ -206,25 +206,46 @@ class LiveBook:
         wallets: Mapping[str, float],
         positions: Iterable[tuple[str, str, str, float, float, float | None]],
     ) -> None:
-        """Bulk-load: wallets, then rows (account, symbol, slot, quantity, entry, margin); then
-        value everything at :attr:`marks`."""
+        """Bulk-load: wallets, then rows (account, symbol, slot, quantity, entry, margin), laid
+        out account by account at the end of the arrays; then value everything at :attr:`marks`."""
+        rows = [row for row in positions if row[3] != 0]
+        slots = np.array([self._slot(row[1]) for row in rows], dtype=np.int32)
         self._read_marks()
         for account_id, wallet in wallets.items():
             index = self.index_of(account_id)  # may grow the arrays: index them after
             self.arrays.wallet[index] = wallet
-        grouped: dict[str, list[Row]] = {}
-        for account_id, *row in positions:
-            self.index_of(account_id)
-            grouped.setdefault(account_id, []).append(tuple(row))  # type: ignore[arg-type]
-        total = sum(len(group) for group in grouped.values())
-        if self.used + total > len(self.arrays.quantity):
-            self._allocate(self.used + total, len(self.arrays.wallet))
-        for account_id, group in grouped.items():
-            index = self.account_index[account_id]
-            self.arrays.starts[index] = self.arrays.stops[index] = self.used
-            self.room[index] = len(group)
-            self.used += len(group)
-            self.sync_account(account_id, float(self.arrays.wallet[index]), group)
+        owners = np.array([self.index_of(row[0]) for row in rows], dtype=np.int64)
+        if self.used + len(rows) > len(self.arrays.quantity):
+            self._allocate(self.used + len(rows), len(self.arrays.wallet))
+        order = np.argsort(owners, kind="stable")  # account by account, rows in their order
+        counts = np.bincount(owners, minlength=self.account_count)
+        loaded = np.flatnonzero(counts)
+        arrays, first = self.arrays, self.used + np.cumsum(counts) - counts
+        arrays.starts[loaded], arrays.stops[loaded] = first[loaded], first[loaded] + counts[loaded]
+        self.room[loaded] = counts[loaded]
+        placed = slice(self.used, self.used + len(rows))
+        self.used += len(rows)
+        quantity = np.array([row[3] for row in rows], dtype=np.float64)[order]
+        entry = np.abs(np.array([row[4] for row in rows], dtype=np.float64))[order]
+        margin = np.array([np.nan if row[5] is None else row[5] for row in rows])[order]
+        isolated = ~np.isnan(margin)
+        arrays.account[placed] = owners[order]
+        arrays.symbol[placed] = arrays.instrument[placed] = slots[order]
+        arrays.side[placed] = np.where(quantity > 0, 1.0, -1.0)
+        arrays.quantity[placed] = np.abs(quantity)
+        arrays.entry_notional[placed] = entry
+        arrays.collateral[placed] = np.where(isolated, margin, 0.0)
+        arrays.isolated[placed] = isolated
+        arrays.maintenance_at_entry[placed] = isolated & self.rules.isolated_maintenance_at_entry
+        cross_entry = np.bincount(owners[order], weights=np.where(isolated, 0.0, entry))
+        arrays.cross_entry_notional[loaded] = cross_entry[loaded]
+        self.holds[:, loaded] = 0
+        np.add.at(self.holds, (slots, owners), 1)
+        for index in loaded.tolist():
+            self.keys[index] = []
+        for row in order.tolist():
+            self.keys[owners[row]].append((rows[row][1], rows[row][2]))
+        self.dirty.update(range(self.account_count))
         self.value_dirty()
 
     def _read_marks(self) -> None:

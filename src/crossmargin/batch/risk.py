@@ -37,7 +37,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from crossmargin.batch._accel import use_numba
+from crossmargin.batch._accel import calling_thread_only, use_numba
 from crossmargin.batch.convert import BookArrays, Floats, Ints, PositionArrays
 from crossmargin.batch.maintenance import positions_maintenance
 from crossmargin.batch.risk_kernel import ALL_SYMBOLS, value_accounts_kernel
@@ -164,34 +164,35 @@ def value_accounts(
     if use_numba(backend):
         chosen = np.empty(0, dtype=np.int64) if accounts is None else accounts
         count = book.wallet.shape[0] if accounts is None else accounts.shape[0]
-        value_accounts_kernel(
-            count,
-            chosen,
-            moving,
-            out.marks,
-            *book.tables.kernel_arrays(),
-            *book.kernel_columns(),
-            book.starts,
-            book.stops,
-            book.inverse_leverage,
-            book.close_fee,
-            book.isolated,
-            book.wallet,
-            out.notional,
-            out.unrealized_pnl,
-            out.initial_margin,
-            out.maintenance_margin,
-            out.bracket,
-            out.isolated_liquidatable,
-            out.margin_balance,
-            out.maintenance,
-            out.initial,
-            out.cross_positions,
-            out.margin_ratio,
-            out.cross_liquidatable,
-            out.isolated_any_liquidatable,
-            out.cross_notional,
-        )
+        with calling_thread_only(accounts is not None):  # ticks: see calling_thread_only
+            value_accounts_kernel(
+                count,
+                chosen,
+                moving,
+                out.marks,
+                *book.tables.kernel_arrays(),
+                *book.kernel_columns(),
+                book.starts,
+                book.stops,
+                book.inverse_leverage,
+                book.close_fee,
+                book.isolated,
+                book.wallet,
+                out.notional,
+                out.unrealized_pnl,
+                out.initial_margin,
+                out.maintenance_margin,
+                out.bracket,
+                out.isolated_liquidatable,
+                out.margin_balance,
+                out.maintenance,
+                out.initial,
+                out.cross_positions,
+                out.margin_ratio,
+                out.cross_liquidatable,
+                out.isolated_any_liquidatable,
+                out.cross_notional,
+            )
         return
     every = np.arange(book.wallet.shape[0], dtype=np.int64)
     _value_accounts_numpy(book, out, every if accounts is None else accounts, moving)

@@ -79,27 +79,31 @@ def screen(
 def flag_scopes(
     book: PositionArrays, valuation: Valuation, accounts: Ints | None, threshold: float | None
 ) -> Candidates:
-    """The scopes of ``accounts`` (None: every account of a BookArrays) the core may flag."""
+    """The scopes of ``accounts`` (None: every account of a BookArrays) the core may flag.
+
+    The cross scopes need only per-account values; positions are read only where they matter:
+    the isolated ones (each its own scope) and, on discontinuous tables, every position (its
+    bracket slack)."""
     factor = _factor(threshold)
     rows = np.arange(valuation.margin_balance.shape[0]) if accounts is None else accounts
-    if accounts is None:
-        positions = np.arange(valuation.notional.shape[0], dtype=np.int64)
-        owner = book.account[positions].astype(np.int64)
-    else:
-        positions, owner = account_positions(book, accounts)
-    slack = bracket_slack(book, valuation, positions)
-    cross = ~book.isolated[positions]
-    count = len(rows)
     cross_count = valuation.cross_positions[rows]
-    balance = valuation.margin_balance[rows]
+    cross_slack = np.zeros(len(rows))
+    if not book.tables.continuous.all():
+        positions, owner = _positions(book, accounts)
+        slack = bracket_slack(book, valuation, positions)
+        cross_slack = summed(owner, np.where(book.isolated[positions], 0.0, slack), len(rows))
+        isolated = positions[book.isolated[positions]]
+        isolated_slack = slack[book.isolated[positions]]
+    else:
+        held = book.stops[rows] - book.starts[rows]
+        positions, _ = _positions(book, None if accounts is None else rows[held > cross_count])
+        isolated = positions[book.isolated[positions]]
+        isolated_slack = np.zeros(len(isolated))
     magnitude = (
         np.abs(book.wallet[rows]) + valuation.cross_notional[rows] + book.cross_entry_notional[rows]
     )
-    cross_slack = summed(owner, np.where(cross, slack, 0.0), count)
-    at_risk = flagged(
-        balance, valuation.maintenance[rows], cross_count, magnitude, cross_slack, factor
-    )
-    isolated = positions[~cross]
+    balance, maintenance = valuation.margin_balance[rows], valuation.maintenance[rows]
+    at_risk = flagged(balance, maintenance, cross_count, magnitude, cross_slack, factor)
     collateral = book.collateral[isolated]
     isolated_magnitude = (
         np.abs(collateral) + valuation.notional[isolated] + book.entry_notional[isolated]
@@ -109,13 +113,20 @@ def flag_scopes(
         valuation.maintenance_margin[isolated],
         np.ones(len(isolated)),
         isolated_magnitude,
-        slack[~cross],
+        isolated_slack,
         factor,
     )
     return Candidates(
         accounts=rows[at_risk & (cross_count > 0)].astype(np.int64),
         isolated_positions=isolated[isolated_at_risk].astype(np.int64),
     )
+
+
+def _positions(book: PositionArrays, accounts: Ints | None) -> tuple[Ints, Ints]:
+    """The positions of ``accounts`` (None: every position of a BookArrays) and their rows."""
+    if accounts is None:
+        return np.arange(book.quantity.shape[0], dtype=np.int64), book.account.astype(np.int64)
+    return account_positions(book, accounts)
 
 
 def _factor(threshold: float | None) -> float:
