@@ -1,4 +1,5 @@
-"""Kernel compilation: a notice while compiling, and a disk cache wherever the package lives."""
+"""Kernel compilation: a notice while compiling, and a disk cache wherever the package lives,
+keyed by the sources the kernels were built from."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import numba
 import pytest
 
-from crossmargin.batch import _accel
+from crossmargin.batch import _accel, kernel_cache
 
 MODULE = """
 from crossmargin.batch._accel import compile_notice, jit
@@ -60,10 +61,9 @@ def run_module(directory: Path, environment: dict[str, str]) -> subprocess.Compl
 def test_kernels_are_cached_in_the_temporary_directory_when_nothing_else_is_writable(
     tmp_path: Path,
 ) -> None:
-    """An installed package in a read-only place with a read-only home: numba finds no cache
-    location of its own (here ``__pycache__`` and the user cache dir are files, which even root
-    cannot write into); the kernels compile once into the temporary directory and load from it
-    on the next run."""
+    """An installed package in a read-only place with a read-only home (here ``__pycache__`` and
+    the user cache dir are files, which even root cannot write into): the kernels compile once
+    into the temporary directory and load from it on the next run."""
     package = tmp_path / "site"
     package.mkdir()
     (package / "kernels.py").write_text(textwrap.dedent(MODULE))
@@ -91,3 +91,34 @@ def test_kernels_are_cached_in_the_temporary_directory_when_nothing_else_is_writ
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == "42.0"
     assert _accel.NOTICE not in second.stderr
+
+
+def test_the_kernels_are_cached_under_a_fingerprint_of_the_batch_sources() -> None:
+    directory = Path(_accel.CACHE_DIRECTORY or "")
+    package = Path(_accel.__file__).parent
+    assert directory.name == "kernels-" + kernel_cache.fingerprint(package, numba.__version__)
+
+
+def test_a_change_to_any_source_changes_the_fingerprint(tmp_path: Path) -> None:
+    """A kernel inlines helpers from other modules, which numba's own check does not see."""
+    (tmp_path / "kernel.py").write_text("def k(): return helper()\n")
+    (tmp_path / "helpers.py").write_text("def helper(): return 1\n")
+    before = kernel_cache.fingerprint(tmp_path, "0.68")
+    assert kernel_cache.fingerprint(tmp_path, "0.68") == before
+    (tmp_path / "helpers.py").write_text("def helper(): return 2\n")
+    assert kernel_cache.fingerprint(tmp_path, "0.68") != before
+    assert kernel_cache.fingerprint(tmp_path, "0.69") != kernel_cache.fingerprint(tmp_path, "0.68")
+
+
+def test_old_fingerprints_are_pruned_and_the_most_recent_kept(tmp_path: Path) -> None:
+    for age in range(7):
+        old = tmp_path / f"kernels-{age}"
+        old.mkdir()
+        os.utime(old, (1000 - age, 1000 - age))  # kernels-0 is the most recent
+    (tmp_path / "unrelated").mkdir()
+    current = tmp_path / "kernels-new"
+    current.mkdir()
+    kernel_cache.prune(tmp_path, keep=current)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    kept = [f"kernels-{age}" for age in range(kernel_cache.KEEP - 1)]
+    assert left == sorted([*kept, "kernels-new", "unrelated"])

@@ -5,12 +5,9 @@ variable ``CROSSMARGIN_BATCH_BACKEND``, default ``"auto"``: numba when it is ins
 backends compute the same formulas; the tests run each public function on both.
 
 Compiled kernels are cached on disk (``cache=True``): the first run in an environment compiles
-them (tens of seconds), later runs load them (under a second). numba writes the cache next to
-the sources, or, where the package directory is read-only (an installed package), in the user's
-cache directory; where neither is writable (a read-only home), this module points numba at a
-directory under the system temporary directory, and if even that fails the kernels compile on
-every run instead of failing to import. ``NUMBA_CACHE_DIR`` overrides all of this.
-:func:`compile_notice` tells the user on stderr when a run is compiling.
+them (tens of seconds), later runs load them (a fraction of a second). Where, and why under a
+fingerprint of the sources: :mod:`crossmargin.batch.kernel_cache`. :func:`compile_notice` tells
+the user on stderr when a run is compiling.
 
 Parallel kernels are launched by one thread at a time: numba's ``workqueue`` threading layer
 (the one always present) aborts the process on concurrent launches, and two launches would only
@@ -21,14 +18,15 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from pathlib import Path
 from typing import Any, TextIO, TypeVar, cast
 
+from crossmargin.batch import kernel_cache
 from crossmargin.core.errors import InvalidInput
 
 BACKEND_ENV = "CROSSMARGIN_BATCH_BACKEND"
@@ -54,27 +52,30 @@ except ImportError:  # pragma: no cover - exercised only where numba is absent
 _LAUNCH = threading.Lock()
 
 
-def fallback_cache_dir() -> str:
-    """Where kernels are cached when neither the package nor the user cache is writable."""
-    user = os.getuid() if hasattr(os, "getuid") else "user"
-    return os.path.join(tempfile.gettempdir(), f"crossmargin-numba-cache-{user}")
+def _cache_directory() -> str | None:
+    if not HAVE_NUMBA:  # pragma: no cover
+        return None
+    key = kernel_cache.fingerprint(Path(__file__).parent, salt=numba.__version__)
+    directory = kernel_cache.cache_directory(key)
+    return None if directory is None else str(directory)
+
+
+CACHE_DIRECTORY = _cache_directory()  # see crossmargin.batch.kernel_cache
 
 
 def _compile(function: Callable[..., Any], **options: Any) -> Any:
-    """``numba.njit(cache=True)``, with the cache moved or dropped where it cannot be written."""
+    """``numba.njit``, cached in :data:`CACHE_DIRECTORY` (not cached where nothing is writable).
+
+    numba's ``CACHE_DIR`` setting is pointed there only while the kernel is decorated (numba
+    fixes a function's cache location then), so other numba code in the process is unaffected."""
+    if CACHE_DIRECTORY is None:
+        return numba.njit(cache=False, **options)(function)
+    previous = numba_config.CACHE_DIR
+    numba_config.CACHE_DIR = CACHE_DIRECTORY
     try:
         return numba.njit(cache=True, **options)(function)
-    except RuntimeError as error:  # numba found no writable cache location for this source
-        if "cannot cache" not in str(error):
-            raise
-    if not numba_config.CACHE_DIR:
-        numba_config.CACHE_DIR = fallback_cache_dir()
-        try:
-            return numba.njit(cache=True, **options)(function)
-        except RuntimeError as error:
-            if "cannot cache" not in str(error):
-                raise
-    return numba.njit(cache=False, **options)(function)
+    finally:
+        numba_config.CACHE_DIR = previous
 
 
 def jit(function: F) -> F:

@@ -6,13 +6,18 @@ Per position, with the venue's flags already folded into the tables by
 
   valued notional  v = entry notional where MM is valued at entry (Bybit isolated), else q * P
   bracket          k = searchsorted(caps, v, side='left'), capped at the last bracket
-  MM               = constant_k + rate_k * q * P, the affine form of the bracket:
-                     constant_k = -amount_k and rate_k as given; at entry, constant_k =
-                     entry notional * rate_k - amount_k and the price term is 0
+  MM               = v * rate_k - amount_k                  (maintenance_value)
+                   = constant_k + rate_k * q * P, its affine form on the bracket (maintenance_line):
+                     constant_k = -amount_k; at entry, constant_k = entry notional * rate_k -
+                     amount_k and the price term is 0
 
-``constant + rate * notional`` gives the same bits as ``v * rate - amount`` (float addition and
-multiplication commute; adding ``0.0 * notional`` to the at-entry constant changes no value), so
-the kernels value MM, solve liquidation prices and bound Monte Carlo paths from one form.
+The two forms give the same bits (float addition and multiplication commute; adding
+``0.0 * notional`` to the at-entry constant changes no value): kernels value MM with the first and
+solve liquidation prices and bound Monte Carlo paths with the second. A kernel calls
+:func:`valued_notional`, :func:`bracket_of` (or :func:`bracket_near`) and
+:func:`maintenance_value` in turn: each helper takes only the arrays it reads, because numba keeps
+the reference counting of arrays passed into an inlined helper that spans the bracket search,
+which doubled the stress kernel's time when one helper did all three.
 """
 
 from __future__ import annotations
@@ -59,6 +64,23 @@ def bracket_near(caps: Array, counts: Array, table: int, notional: float, guess:
 
 
 @jit_inline
+def valued_notional(at_entry: bool, entry: float, notional: float) -> float:
+    """The notional MM is valued at: the entry notional where the venue values it at entry
+    (Bybit isolated), else the notional at the price (twin of ``maintenance_valued_at_entry``)."""
+    return entry if at_entry else notional
+
+
+@jit_inline
+def maintenance_value(
+    rates: Array, amounts: Array, table: int, bracket: int, valued: float
+) -> float:
+    """MM = valued notional x rate - amount on ``bracket`` (the value of :func:`maintenance_line`
+    at the position, with the same bits and no branch for the hot loops)."""
+    result: float = valued * rates[table, bracket] - amounts[table, bracket]
+    return result
+
+
+@jit_inline
 def maintenance_line(
     rates: Array, amounts: Array, table: int, bracket: int, at_entry: bool, entry: float
 ) -> tuple[float, float]:
@@ -69,27 +91,6 @@ def maintenance_line(
     if at_entry:
         return entry * rate - amount, 0.0
     return -amount, rate
-
-
-@jit_inline
-def position_maintenance(
-    caps: Array,
-    rates: Array,
-    amounts: Array,
-    counts: Array,
-    table: int,
-    at_entry: bool,
-    entry: float,
-    notional: float,
-    guess: int,
-) -> tuple[int, float]:
-    """(bracket, MM) of one position at ``notional`` = q * P (``guess``: see :func:`bracket_near`).
-
-    ``valued * rate - amount``: the value of :func:`maintenance_line` at the position, the same
-    bits (this form saves the hot loop a branch)."""
-    valued = entry if at_entry else notional
-    bracket = bracket_near(caps, counts, table, valued, guess)
-    return bracket, valued * rates[table, bracket] - amounts[table, bracket]
 
 
 def bracket_lookup(tables: BracketTables, instrument: Ints, notional: Floats) -> Ints:
@@ -127,7 +128,8 @@ def positions_maintenance(
     entry: Floats,
     notional: Floats,
 ) -> tuple[Ints, Floats]:
-    """Vectorised :func:`position_maintenance`: (bracket, MM) per row."""
+    """Vectorised :func:`valued_notional`, :func:`bracket_of` and :func:`maintenance_value`:
+    (bracket, MM) per row."""
     bracket = bracket_lookup(tables, instrument, np.where(at_entry, entry, notional))
     constant, rate = maintenance_lines(tables, instrument, bracket, at_entry, entry)
     maintenance: Floats = constant + rate * notional

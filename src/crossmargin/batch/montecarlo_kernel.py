@@ -16,7 +16,12 @@ import numpy as np
 import numpy.typing as npt
 
 from crossmargin.batch._accel import jit_parallel, prange
-from crossmargin.batch.maintenance import maintenance_line, position_maintenance
+from crossmargin.batch.maintenance import (
+    bracket_near,
+    maintenance_line,
+    maintenance_value,
+    valued_notional,
+)
 
 Array = npt.NDArray[Any]
 
@@ -72,10 +77,10 @@ def probability_kernel(  # noqa: PLR0912, PLR0915 - one pass per account: bound,
         first because prices mostly stay in it."""
         notional = quantity[position] * price
         entry = entry_notional[position]
-        table, valued_at_entry = instrument[position], at_entry[position]
-        _, maintenance = position_maintenance(
-            caps, rates, amounts, counts, table, valued_at_entry, entry, notional, guess
-        )
+        table = instrument[position]
+        valued = valued_notional(at_entry[position], entry, notional)
+        bracket = bracket_near(caps, counts, table, valued, guess)
+        maintenance = maintenance_value(rates, amounts, table, bracket, valued)
         result: float = side[position] * (notional - entry) - maintenance
         return result
 

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from crossmargin.batch._accel import jit_inline, jit_parallel, prange
-from crossmargin.batch.maintenance import position_maintenance
+from crossmargin.batch.maintenance import bracket_of, maintenance_value, valued_notional
 
 Array = npt.NDArray[Any]
 ALL_SYMBOLS = -1  # ``moving`` of a full revaluation: every position is revalued
@@ -86,10 +86,10 @@ def value_accounts_kernel(
                 notional = quantity[position] * marks[symbol[position]]
                 entry = entry_notional[position]
                 upnl = side[position] * (notional - entry)
-                table, valued_at_entry = instrument[position], at_entry[position]
-                bracket, maintenance = position_maintenance(
-                    caps, rates, amounts, counts, table, valued_at_entry, entry, notional, 0
-                )
+                table = instrument[position]
+                valued = valued_notional(at_entry[position], entry, notional)
+                bracket = bracket_of(caps, counts, table, valued)
+                maintenance = maintenance_value(rates, amounts, table, bracket, valued)
                 out_notional[position] = notional
                 out_upnl[position] = upnl
                 out_initial[position] = notional * inverse_leverage[position] + close_fee[position]

@@ -85,39 +85,43 @@ def flag_scopes(
     the isolated ones (each its own scope) and, on discontinuous tables, every position (its
     bracket slack)."""
     factor = _factor(threshold)
-    rows = np.arange(valuation.margin_balance.shape[0]) if accounts is None else accounts
+    rows: Ints | slice = slice(None) if accounts is None else accounts
     cross_count = valuation.cross_positions[rows]
-    cross_slack = np.zeros(len(rows))
+    cross_slack: Floats | None = None
+    isolated_slack: Floats | None = None
     if not book.tables.continuous.all():
         positions, owner = _positions(book, accounts)
         slack = bracket_slack(book, valuation, positions)
-        cross_slack = summed(owner, np.where(book.isolated[positions], 0.0, slack), len(rows))
-        isolated = positions[book.isolated[positions]]
-        isolated_slack = slack[book.isolated[positions]]
+        in_isolated = book.isolated[positions]
+        cross_slack = summed(owner, np.where(in_isolated, 0.0, slack), len(cross_count))
+        isolated, isolated_slack = positions[in_isolated], slack[in_isolated]
+    elif accounts is None:
+        isolated = np.flatnonzero(book.isolated)
     else:
-        held = book.stops[rows] - book.starts[rows]
-        positions, _ = _positions(book, None if accounts is None else rows[held > cross_count])
+        held = book.stops[accounts] - book.starts[accounts]
+        positions, _ = account_positions(book, accounts[held > cross_count])
         isolated = positions[book.isolated[positions]]
-        isolated_slack = np.zeros(len(isolated))
-    magnitude = (
-        np.abs(book.wallet[rows]) + valuation.cross_notional[rows] + book.cross_entry_notional[rows]
-    )
+    magnitude = np.abs(book.wallet[rows])
+    magnitude += valuation.cross_notional[rows]
+    magnitude += book.cross_entry_notional[rows]
     balance, maintenance = valuation.margin_balance[rows], valuation.maintenance[rows]
     at_risk = flagged(balance, maintenance, cross_count, magnitude, cross_slack, factor)
+    at_risk &= cross_count > 0
     collateral = book.collateral[isolated]
-    isolated_magnitude = (
-        np.abs(collateral) + valuation.notional[isolated] + book.entry_notional[isolated]
-    )
+    isolated_magnitude = np.abs(collateral)
+    isolated_magnitude += valuation.notional[isolated]
+    isolated_magnitude += book.entry_notional[isolated]
     isolated_at_risk = flagged(
         collateral + valuation.unrealized_pnl[isolated],
         valuation.maintenance_margin[isolated],
-        np.ones(len(isolated)),
+        1.0,
         isolated_magnitude,
         isolated_slack,
         factor,
     )
+    flagged_accounts = np.flatnonzero(at_risk) if accounts is None else accounts[at_risk]
     return Candidates(
-        accounts=rows[at_risk & (cross_count > 0)].astype(np.int64),
+        accounts=flagged_accounts.astype(np.int64),
         isolated_positions=isolated[isolated_at_risk].astype(np.int64),
     )
 
@@ -140,15 +144,20 @@ def _factor(threshold: float | None) -> float:
 def flagged(
     balance: Floats,
     maintenance: Floats,
-    positions: Floats | np.ndarray,
+    positions: Floats | np.ndarray | float,
     magnitude: Floats,
-    slack: Floats,
+    slack: Floats | None,
     factor: float,
 ) -> Bools:
-    """The guard band test of the module docstring, per scope."""
-    band = positions * MONEY_QUANTUM + 4.0 * (positions + FLOAT_TERMS) * UNIT_ROUNDOFF * magnitude
-    band = band + slack
-    safe = (maintenance + band < factor * balance) & (balance - maintenance > band)
+    """The guard band test of the module docstring, per scope (``slack`` None: no slack)."""
+    band = np.add(positions, FLOAT_TERMS, dtype=np.float64)
+    band *= 4.0 * UNIT_ROUNDOFF
+    band *= magnitude
+    band += positions * MONEY_QUANTUM
+    if slack is not None:
+        band += slack
+    safe = maintenance + band < factor * balance
+    safe &= balance - maintenance > band
     result: Bools = ~safe
     return result
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from crossmargin.batch._accel import jit, use_numba
 from crossmargin.batch.convert import BookArrays, Floats
-from crossmargin.batch.maintenance import position_maintenance
+from crossmargin.batch.maintenance import bracket_of, maintenance_value, valued_notional
 from crossmargin.batch.risk import (
     Array,
     Bools,
@@ -268,10 +268,10 @@ def _stress_kernel(
                 notional = quantity[position] * price
                 entry = entry_notional[position]
                 upnl = side[position] * (notional - entry)
-                table, valued_at_entry = instrument[position], at_entry[position]
-                _, maintenance = position_maintenance(
-                    caps, rates, amounts, counts, table, valued_at_entry, entry, notional, 0
-                )
+                table = instrument[position]
+                valued = valued_notional(at_entry[position], entry, notional)
+                bracket = bracket_of(caps, counts, table, valued)
+                maintenance = maintenance_value(rates, amounts, table, bracket, valued)
                 if isolated[position]:
                     balance = collateral[position] + upnl
                     if shock < 0:
