@@ -14,7 +14,7 @@ Per position, with the venue's flags already folded into the tables by
 The two forms give the same bits (float addition and multiplication commute; adding
 ``0.0 * notional`` to the at-entry constant changes no value): kernels value MM with the first and
 solve liquidation prices and bound Monte Carlo paths with the second. A kernel calls
-:func:`valued_notional`, :func:`bracket_of` (or :func:`bracket_near`) and
+:func:`position_terms`, :func:`bracket_of` (or :func:`bracket_near`) and
 :func:`maintenance_value` in turn: each helper takes only the arrays it reads, because numba keeps
 the reference counting of arrays passed into an inlined helper that spans the bracket search,
 which doubled the stress kernel's time when one helper did all three.
@@ -64,10 +64,14 @@ def bracket_near(caps: Array, counts: Array, table: int, notional: float, guess:
 
 
 @jit_inline
-def valued_notional(at_entry: bool, entry: float, notional: float) -> float:
-    """The notional MM is valued at: the entry notional where the venue values it at entry
-    (Bybit isolated), else the notional at the price (twin of ``maintenance_valued_at_entry``)."""
-    return entry if at_entry else notional
+def position_terms(
+    quantity: float, side: float, entry: float, price: float, at_entry: bool
+) -> tuple[float, float, float]:
+    """(notional, UPNL, valued notional) of a position at ``price``: ``N = q * P``,
+    ``UPNL = s * (N - entry notional)``, and the notional MM is valued at, the entry notional
+    where the venue values it at entry (Bybit isolated; twin of ``maintenance_valued_at_entry``)."""
+    notional = quantity * price
+    return notional, side * (notional - entry), entry if at_entry else notional
 
 
 @jit_inline
@@ -128,7 +132,7 @@ def positions_maintenance(
     entry: Floats,
     notional: Floats,
 ) -> tuple[Ints, Floats]:
-    """Vectorised :func:`valued_notional`, :func:`bracket_of` and :func:`maintenance_value`:
+    """Vectorised :func:`bracket_of` and :func:`maintenance_value` at the valued notional:
     (bracket, MM) per row."""
     bracket = bracket_lookup(tables, instrument, np.where(at_entry, entry, notional))
     constant, rate = maintenance_lines(tables, instrument, bracket, at_entry, entry)

@@ -20,7 +20,7 @@ from crossmargin.batch.maintenance import (
     bracket_near,
     maintenance_line,
     maintenance_value,
-    valued_notional,
+    position_terms,
 )
 
 Array = npt.NDArray[Any]
@@ -75,13 +75,12 @@ def probability_kernel(  # noqa: PLR0912, PLR0915 - one pass per account: bound,
     def headroom(price: float, position: int, guess: int) -> float:
         """UPNL - MM of one position at ``price``; ``guess`` is the bracket at the mark, checked
         first because prices mostly stay in it."""
-        notional = quantity[position] * price
-        entry = entry_notional[position]
         table = instrument[position]
-        valued = valued_notional(at_entry[position], entry, notional)
+        _, upnl, valued = position_terms(
+            quantity[position], side[position], entry_notional[position], price, at_entry[position]
+        )
         bracket = bracket_near(caps, counts, table, valued, guess)
-        maintenance = maintenance_value(rates, amounts, table, bracket, valued)
-        result: float = side[position] * (notional - entry) - maintenance
+        result: float = upnl - maintenance_value(rates, amounts, table, bracket, valued)
         return result
 
     paths, hours = growth.shape[0], growth.shape[1]

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from crossmargin.batch._accel import jit_inline, jit_parallel, prange
-from crossmargin.batch.maintenance import bracket_of, maintenance_value, valued_notional
+from crossmargin.batch.maintenance import bracket_of, maintenance_value, position_terms
 
 Array = npt.NDArray[Any]
 ALL_SYMBOLS = -1  # ``moving`` of a full revaluation: every position is revalued
@@ -83,11 +83,14 @@ def value_accounts_kernel(
         any_isolated = False
         for position in range(starts[owner], stops[owner]):
             if only == ALL_SYMBOLS or symbol[position] == only:
-                notional = quantity[position] * marks[symbol[position]]
-                entry = entry_notional[position]
-                upnl = side[position] * (notional - entry)
-                table = instrument[position]
-                valued = valued_notional(at_entry[position], entry, notional)
+                price, table = marks[symbol[position]], instrument[position]
+                notional, upnl, valued = position_terms(
+                    quantity[position],
+                    side[position],
+                    entry_notional[position],
+                    price,
+                    at_entry[position],
+                )
                 bracket = bracket_of(caps, counts, table, valued)
                 maintenance = maintenance_value(rates, amounts, table, bracket, valued)
                 out_notional[position] = notional

@@ -25,7 +25,7 @@ import numpy as np
 
 from crossmargin.batch._accel import jit, use_numba
 from crossmargin.batch.convert import BookArrays, Floats
-from crossmargin.batch.maintenance import bracket_of, maintenance_value, valued_notional
+from crossmargin.batch.maintenance import bracket_of, maintenance_value, position_terms
 from crossmargin.batch.risk import (
     Array,
     Bools,
@@ -265,11 +265,10 @@ def _stress_kernel(
                 price = (
                     base_marks[symbol[position]] if shock < 0 else marks[shock, symbol[position]]
                 )
-                notional = quantity[position] * price
-                entry = entry_notional[position]
-                upnl = side[position] * (notional - entry)
-                table = instrument[position]
-                valued = valued_notional(at_entry[position], entry, notional)
+                entry, table = entry_notional[position], instrument[position]
+                _, upnl, valued = position_terms(
+                    quantity[position], side[position], entry, price, at_entry[position]
+                )
                 bracket = bracket_of(caps, counts, table, valued)
                 maintenance = maintenance_value(rates, amounts, table, bracket, valued)
                 if isolated[position]:
