@@ -1,17 +1,30 @@
 """The service under load on loopback: order placement and risk queries over HTTP (requests per
-second, p50/p99 latency) with the SQLite log and with PostgreSQL, and WebSocket fan-out of one
-price tick to many subscribers (time until the last one has it).
+second, latency percentiles, the server's CPU time per request) with the SQLite log and with
+PostgreSQL, and WebSocket fan-out of one price tick to many subscribers (time until the last one
+has it).
 
-The server runs as a separate process (``crossmargin serve``, one uvicorn worker); the clients
-run here on asyncio (httpx, websockets). Both share this machine's cores, so the numbers are a
-floor for the server, not its capacity; the server's own CPU time per request (from
-``/proc``, Linux) is the figure that does not depend on what else runs. The load is bounded: ``SERVICE_BENCH_REQUESTS`` requests
-per phase (default 2000) from ``SERVICE_BENCH_CONCURRENCY`` clients (default 32);
-``SERVICE_BENCH_SUBSCRIBERS`` WebSockets (default 1000) for ``SERVICE_BENCH_TICKS`` ticks
-(default 5). PostgreSQL runs when ``CROSSMARGIN_BENCH_POSTGRES_URL`` (or
+Three processes: the server (``crossmargin serve``, one uvicorn worker), the load generator
+(``python -m bench.loadgen``: raw keep-alive HTTP/1.1 connections, pre-built requests, tens of
+microseconds of CPU per request) and this one, which starts both, sets the accounts up (httpx,
+not measured), and reads the server's CPU time from ``/proc`` (Linux) over exactly the measured
+requests. An earlier version drove the load with httpx from this process: at about 6.5 ms of
+client CPU per request the client, not the server, set the rate it reported.
+
+Every phase prints requests/s, p50/p90/p99/max latency, the server's CPU per request (the figure
+that does not depend on what else runs), the load generator's CPU per request (to show it was not
+the bottleneck) and the 1-minute load average before and at most during the phase. All three
+processes share this machine's cores: on a small or busy machine the rates are a floor.
+
+Knobs: ``SERVICE_BENCH_REQUESTS`` requests per phase (default 2000) after
+``SERVICE_BENCH_WARMUP`` unmeasured ones (default 200), over ``SERVICE_BENCH_CONCURRENCY``
+connections (default 32); ``SERVICE_BENCH_SUBSCRIBERS`` WebSockets (default 1000) for
+``SERVICE_BENCH_TICKS`` ticks (default 5). When ``wrk`` is installed (Debian package ``wrk``) the
+risk queries are also run through it for ``SERVICE_BENCH_WRK_SECONDS`` (default 5) as a check on
+this generator. PostgreSQL runs when ``CROSSMARGIN_BENCH_POSTGRES_URL`` (or
 ``CROSSMARGIN_TEST_POSTGRES_URL``) names a server, in a temporary schema dropped afterwards.
 
-Run: ``python -m bench service`` (``make bench`` runs every benchmark).
+Run: ``python -m bench service`` or ``make bench BENCH=service`` (``make bench`` runs every
+benchmark).
 """
 
 from __future__ import annotations
@@ -19,17 +32,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
+import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import websockets
@@ -38,16 +54,11 @@ POSTGRES_URL_ENVS = ("CROSSMARGIN_BENCH_POSTGRES_URL", "CROSSMARGIN_TEST_POSTGRE
 OPERATOR_KEY = "bench-operator-key-0123456789"
 ACCOUNTS = 64
 SYMBOLS = "BTCUSDT,ETHUSDT"
+BENCH_ROOT = Path(__file__).resolve().parents[1]  # where ``python -m bench.loadgen`` resolves
 
 
 def _setting(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 SERVER_PID: list[int] = []  # the running server's process id, for its CPU time
@@ -66,14 +77,13 @@ def server_cpu_seconds() -> float | None:
 
 @contextmanager
 def server(database: str, schema: str | None, folder: Path) -> Iterator[str]:
-    port = _free_port()
     command = [
         sys.executable,
         "-m",
         "crossmargin.cli.main",
         "serve",
         "--port",
-        str(port),
+        "0",  # a free port, chosen and printed by the server: no race with another program
         "--database",
         database,
         "--var",
@@ -86,13 +96,20 @@ def server(database: str, schema: str | None, folder: Path) -> Iterator[str]:
     env = {**os.environ, "CROSSMARGIN_OPERATOR_KEY": OPERATOR_KEY}
     log = (folder / "server.log").open("wb")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
+        url = ""
         while True:
             if process.poll() is not None:
                 raise RuntimeError((folder / "server.log").read_text())
+            if not url:
+                printed = re.search(
+                    r" on (http://\S+?)/?$", (folder / "server.log").read_text(), re.M
+                )
+                url = printed.group(1) if printed else ""
             try:
+                if not url:
+                    raise httpx.ConnectError("the server has not printed its address yet")
                 httpx.get(url + "/openapi.json", timeout=1).raise_for_status()
                 break
             except httpx.HTTPError:
@@ -114,89 +131,160 @@ def _headers(key: str = OPERATOR_KEY) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-async def _setup(client: httpx.AsyncClient) -> list[str]:
-    await client.post("/v1/marks", json={"prices": {"BTCUSDT": "40000", "ETHUSDT": "2000"}})
+def _setup(client: httpx.Client) -> list[str]:
+    client.post("/v1/marks", json={"prices": {"BTCUSDT": "40000", "ETHUSDT": "2000"}})
     accounts = [f"trader{i}" for i in range(ACCOUNTS)]
     for account in accounts:
-        (await client.post("/v1/accounts", json={"account": account})).raise_for_status()
-        await client.post(f"/v1/accounts/{account}/deposits", json={"amount": "1000000"})
+        client.post("/v1/accounts", json={"account": account}).raise_for_status()
+        client.post(f"/v1/accounts/{account}/deposits", json={"amount": "1000000"})
     return accounts
 
 
-async def _load(
-    total: int, concurrency: int, request: Callable[[int], Awaitable[httpx.Response]]
-) -> dict[str, float]:
-    latencies: list[float] = []
-    failures = retries = 0
-    counter = iter(range(total))
+class LoadAverage:
+    """The 1-minute load average before a phase and the highest seen during it (sampled twice a
+    second in a thread)."""
 
-    async def worker() -> None:
-        nonlocal failures, retries
-        for index in counter:
-            started = time.perf_counter()
-            try:
-                response = await request(index)
-            except (httpx.ReadError, httpx.RemoteProtocolError):
-                # a keep-alive connection the server closed as it was reused; every request
-                # here is safe to repeat (orders carry a command id)
-                retries += 1
-                response = await request(index)
-            latencies.append(time.perf_counter() - started)
-            if response.status_code != 200:
-                failures += 1
+    def __init__(self) -> None:
+        self.before = os.getloadavg()[0]
+        self.highest = self.before
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    cpu_before = server_cpu_seconds()
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    cpu_after = server_cpu_seconds()
-    latencies.sort()
-    cpu_ms = (
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            self.highest = max(self.highest, os.getloadavg()[0])
+
+    def __enter__(self) -> LoadAverage:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.highest = max(self.highest, os.getloadavg()[0])
+
+
+def generate_load(url: str, templates: list[list[str]], folder: Path) -> dict[str, float]:
+    """One phase from the load generator process; the server's CPU time over its measured part."""
+    parsed = urlsplit(url)
+    spec = {
+        "host": parsed.hostname,
+        "port": parsed.port,
+        "requests": _setting("SERVICE_BENCH_REQUESTS", 2000),
+        "warmup": _setting("SERVICE_BENCH_WARMUP", 200),
+        "concurrency": _setting("SERVICE_BENCH_CONCURRENCY", 32),
+        "headers": _headers(),
+        "requests_template": templates,
+        "handshake": True,
+    }
+    spec_path = folder / "loadgen.json"
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.loadgen", str(spec_path)],
+        cwd=BENCH_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    ready = process.stdout.readline()
+    if not ready.strip():
+        process.wait(timeout=60)
+        raise RuntimeError(f"the load generator exited with {process.returncode}")
+    with LoadAverage() as load:
+        cpu_before = server_cpu_seconds()
+        process.stdin.write("go\n")
+        process.stdin.flush()
+        result: dict[str, float] = json.loads(process.stdout.readline())
+        cpu_after = server_cpu_seconds()
+    process.wait(timeout=60)
+    requests = result["requests"]
+    result["server_cpu_ms"] = (
         float("nan")
         if cpu_before is None or cpu_after is None
-        else 1000 * (cpu_after - cpu_before) / total
+        else 1000 * (cpu_after - cpu_before) / requests
     )
+    result["client_cpu_ms"] = 1000 * result["client_cpu_s"] / requests
+    result["load_before"], result["load_highest"] = load.before, load.highest
+    return result
+
+
+def wrk_risk_queries(url: str, account: str) -> dict[str, float] | None:
+    """The risk query through ``wrk`` (when installed): a check on our own generator."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return None
+    seconds = _setting("SERVICE_BENCH_WRK_SECONDS", 5)
+    connections = _setting("SERVICE_BENCH_CONCURRENCY", 32)
+    with LoadAverage() as load:
+        cpu_before = server_cpu_seconds()
+        done = subprocess.run(
+            [
+                wrk,
+                "-t1",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--latency",
+                "-H",
+                f"Authorization: Bearer {OPERATOR_KEY}",
+                f"{url}/v1/accounts/{account}/risk",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
+        )
+        cpu_after = server_cpu_seconds()
+    total = re.search(r"(\d+) requests in", done.stdout)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
+    if total is None or rate is None:
+        raise RuntimeError(f"cannot read wrk's output:\n{done.stdout}")
+    requests = int(total.group(1))
+    percentiles = {
+        f"p{name}_ms": _wrk_ms(value, unit)
+        for name, value, unit in re.findall(
+            r"^\s+(50|90|99)%\s+([\d.]+)(us|ms|s)$", done.stdout, re.M
+        )
+    }
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", done.stdout)
     return {
-        "server_cpu_ms": cpu_ms,
-        "requests": total,
-        "failed": failures,
-        "retried": retries,
-        "rps": total / elapsed,
-        "p50_ms": 1000 * latencies[len(latencies) // 2],
-        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "requests": requests,
+        "rps": float(rate.group(1)),
+        **percentiles,
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "server_cpu_ms": float("nan")
+        if cpu_before is None or cpu_after is None
+        else 1000 * (cpu_after - cpu_before) / requests,
+        "load_before": load.before,
+        "load_highest": load.highest,
     }
 
 
-async def http_phases(url: str) -> dict[str, dict[str, float]]:
-    total = _setting("SERVICE_BENCH_REQUESTS", 2000)
-    concurrency = _setting("SERVICE_BENCH_CONCURRENCY", 32)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(
-        base_url=url, headers=_headers(), limits=limits, timeout=60
-    ) as client:
-        accounts = await _setup(client)
+def _wrk_ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
-        def place(index: int) -> Awaitable[httpx.Response]:
-            account = accounts[index % len(accounts)]
-            return client.post(
-                f"/v1/accounts/{account}/orders",
-                json={
-                    "command_id": f"bench-order-{index}",
-                    "order_id": f"o{index}",
-                    "symbol": "BTCUSDT",
-                    "side": "buy" if index % 2 == 0 else "sell",
-                    "order_type": "market",
-                    "quantity": "0.01",
-                },
-            )
 
-        def query(index: int) -> Awaitable[httpx.Response]:
-            return client.get(f"/v1/accounts/{accounts[index % len(accounts)]}/risk")
-
-        return {
-            "place order": await _load(total, concurrency, place),
-            "risk query": await _load(total, concurrency, query),
-        }
+def http_phases(url: str, folder: Path) -> dict[str, dict[str, float]]:
+    with httpx.Client(base_url=url, headers=_headers(), timeout=60) as client:
+        accounts = _setup(client)
+    order = (
+        '{{"command_id": "bench-order-{{i}}", "order_id": "o{{i}}", "symbol": "BTCUSDT", '
+        '"side": "{side}", "order_type": "market", "quantity": "0.01"}}'
+    )
+    # request i goes to account i % 64 and alternates buy and sell: 128 templates
+    place = [
+        ["POST", f"/v1/accounts/{accounts[i % len(accounts)]}/orders", order.format(side=side)]
+        for i, side in enumerate(["buy", "sell"] * len(accounts))
+    ]
+    query = [["GET", f"/v1/accounts/{account}/risk", ""] for account in accounts]
+    phases = {
+        "place order": generate_load(url, place, folder),
+        "risk query": generate_load(url, query, folder),
+    }
+    checked = wrk_risk_queries(url, accounts[0])
+    if checked is not None:
+        phases["risk (wrk)"] = checked
+    return phases
 
 
 async def fan_out(url: str) -> dict[str, float]:
@@ -246,12 +334,21 @@ async def fan_out(url: str) -> dict[str, float]:
 
 def _print_http(store: str, phases: dict[str, dict[str, float]]) -> None:
     for name, row in phases.items():
+        client = row.get("client_cpu_ms")
         print(
             f"  {store:<10} {name:<12} {row['requests']:>6.0f} req  {row['rps']:>8.1f} req/s  "
-            f"p50 {row['p50_ms']:>7.2f} ms  p99 {row['p99_ms']:>7.2f} ms  "
-            f"server CPU {row['server_cpu_ms']:>5.2f} ms/req  non-200 {row['failed']:.0f}  retried {row['retried']:.0f}",
+            f"p50 {row.get('p50_ms', float('nan')):>7.2f}  p90 {row.get('p90_ms', float('nan')):>7.2f}  "
+            f"p99 {row.get('p99_ms', float('nan')):>7.2f} ms  "
+            f"server CPU {row['server_cpu_ms']:>5.2f} ms/req  "
+            + (f"client CPU {client:>5.3f} ms/req  " if client is not None else "")
+            + f"non-2xx {row['non_2xx']:.0f}  "
+            f"load {row['load_before']:.2f} (max {row['load_highest']:.2f})",
             flush=True,
         )
+
+
+def _uptime() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def _postgres() -> str | None:
@@ -273,11 +370,15 @@ def _drop_schema(url: str, schema: str) -> None:
 
 
 def main() -> None:
-    print("HTTP on loopback (server: 1 uvicorn process; clients: this process)", flush=True)
+    print(
+        "HTTP on loopback (server: 1 uvicorn process; load: python -m bench.loadgen, another "
+        f"process; {os.cpu_count()} cores, load average {_uptime()})",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder)
         with server(str(path / "bench.db"), None, path) as url:
-            _print_http("sqlite", asyncio.run(http_phases(url)))
+            _print_http("sqlite", http_phases(url, path))
             fan = asyncio.run(fan_out(url))
         postgres = _postgres()
         if postgres is None:
@@ -286,7 +387,7 @@ def main() -> None:
             schema = f"cm_bench_{uuid.uuid4().hex[:12]}"
             try:
                 with server(postgres, schema, path) as url:
-                    _print_http("postgresql", asyncio.run(http_phases(url)))
+                    _print_http("postgresql", http_phases(url, path))
             finally:
                 _drop_schema(postgres, schema)
     print(

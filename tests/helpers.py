@@ -13,13 +13,16 @@ from crossmargin.core.portfolio import parse_portfolio, report_json
 from crossmargin.core.risk import account_report
 
 
-def run_cli(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+def run_cli(*args: str, stdin: str | bytes | None = None) -> tuple[int, str, str]:
+    """Run ``crossmargin ARGS`` in-process; ``stdin`` as text or raw bytes (``sys.stdin.buffer``
+    then holds them, as it would for a pipe)."""
     out, err = io.StringIO(), io.StringIO()
     import sys
 
     saved = sys.stdin
     if stdin is not None:
-        sys.stdin = io.StringIO(stdin)
+        raw = stdin if isinstance(stdin, bytes) else stdin.encode("utf-8", "surrogatepass")
+        sys.stdin = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8")
     try:
         with redirect_stdout(out), redirect_stderr(err):
             code = main(list(args))

@@ -9,8 +9,9 @@ import pytest
 
 from crossmargin.app import screening
 from crossmargin.app.decide import decide
-from crossmargin.app.events import evolve, position_to_dict
-from crossmargin.app.views import scopes_at_risk
+from crossmargin.app.evolve import apply_record
+from crossmargin.app.records import position_to_dict
+from crossmargin.app.views import account_scopes
 from crossmargin.app.writer import build_state
 from crossmargin.core.numbers import MONEY_QUANTUM
 from crossmargin.core.position import MarginMode, Position, Side
@@ -23,16 +24,17 @@ def random_state(seed: int, accounts: int, venue: str = "binance-usdm"):  # type
     rng = random.Random(seed)
     state = build_state({"venue": venue, "symbols": list(SYMBOLS)})
     for symbol, price in START.items():
-        evolve(state, {"type": "MarkPriceUpdated", "symbol": symbol, "price": price})
+        apply_record(state, {"type": "MarkPriceUpdated", "symbol": symbol, "price": price})
     for index in range(accounts):
         account = f"a{index}"
         wallet = Decimal(rng.randint(0, 5000))
-        evolve(state, {"type": "AccountOpened", "account": account})
-        evolve(
+        apply_record(state, {"type": "AccountOpened", "account": account})
+        apply_record(
             state,
             {
                 "type": "FundsDeposited",
                 "account": account,
+                "amount": wallet,
                 "postings": [[f"wallet:{account}", wallet], ["external:deposits", -wallet]],
             },
         )
@@ -49,20 +51,34 @@ def random_state(seed: int, accounts: int, venue: str = "binance-usdm"):  # type
                 leverage=Decimal(10),
                 margin_mode=MarginMode.ISOLATED if isolated else MarginMode.CROSS,
             )
-            event = {
-                "type": "PositionOpened",
-                "position": {
+            # a position placed directly (the event that sets a slot's position)
+            apply_record(
+                state,
+                {
+                    "type": "PositionLeverageChanged",
                     "account": account,
-                    "symbol": symbol,
-                    "slot": "both",
-                    "after": position_to_dict(position),
+                    "position": {
+                        "account": account,
+                        "symbol": symbol,
+                        "slot": "both",
+                        "after": position_to_dict(position),
+                    },
                 },
-            }
+            )
             if isolated:
                 margin = (quantity * entry / 10).quantize(Decimal("0.01"))
                 ledger = f"isolated:{account}:{symbol}:both"
-                event["postings"] = [[ledger, margin], ["external:deposits", -margin]]
-            evolve(state, event)
+                apply_record(
+                    state,
+                    {
+                        "type": "IsolatedMarginAdded",
+                        "account": account,
+                        "symbol": symbol,
+                        "slot": "both",
+                        "amount": margin,
+                        "postings": [[ledger, margin], ["external:deposits", -margin]],
+                    },
+                )
     screening.rebuild(state)
     return state
 
@@ -78,7 +94,7 @@ def test_screen_flags_every_scope_the_core_finds_at_or_past_the_threshold(
     for _ in range(6):
         symbol = rng.choice(SYMBOLS)
         price = START[symbol] * Decimal(str(round(rng.uniform(0.8, 1.2), 4)))
-        evolve(state, {"type": "MarkPriceUpdated", "symbol": symbol, "price": price})
+        apply_record(state, {"type": "MarkPriceUpdated", "symbol": symbol, "price": price})
         assert state.screen is not None
         flagged = state.screen.tick(symbol, float(price), 0.8)
         for account_id in state.holders.members(symbol):
@@ -87,11 +103,14 @@ def test_screen_flags_every_scope_the_core_finds_at_or_past_the_threshold(
             cross_holds = any(
                 p.symbol == symbol and not p.is_isolated for p in account.positions.values()
             )
-            for scope, _, _, ratio, liquidatable in scopes_at_risk(state, account):
-                at_risk = liquidatable or ratio is None or ratio >= Decimal("0.8")
-                moved = cross_holds if scope == "cross" else scope.split(":")[1] == symbol
+            for scope in account_scopes(state, account):
+                if not scope.positions:
+                    continue
+                ratio = scope.margin_ratio
+                at_risk = scope.liquidatable or ratio is None or ratio >= Decimal("0.8")
+                moved = cross_holds if scope.id.is_cross else scope.id.symbol == symbol
                 if at_risk and moved:
-                    assert account_id in flagged, (account_id, scope, ratio)
+                    assert account_id in flagged, (account_id, str(scope.id), ratio)
                     checked.append(scope)
     assert checked, "the fixture should put some scopes at risk"
 
@@ -100,10 +119,11 @@ def test_screen_stays_in_step_after_positions_change() -> None:
     state = random_state(7, 50)
     account = state.accounts["a0"]
     for symbol, slot in list(account.positions):
-        evolve(
+        apply_record(
             state,
             {
-                "type": "PositionClosed",
+                "type": "PositionLeverageChanged",
+                "account": "a0",
                 "position": {"account": "a0", "symbol": symbol, "slot": slot, "after": None},
             },
         )
@@ -120,15 +140,16 @@ def test_screen_stays_in_step_after_positions_change() -> None:
     assert book.valuation.margin_balance[index] == float(account.wallet)
 
 
-def one_account_state(wallet: Decimal, quantity: Decimal, entry: Decimal) -> object:
+def one_account_state(wallet: Decimal, quantity: Decimal, entry: Decimal):  # type: ignore[no-untyped-def]
     state = build_state({"venue": "binance-usdm", "symbols": ["BTCUSDT"]})
-    evolve(state, {"type": "MarkPriceUpdated", "symbol": "BTCUSDT", "price": entry})
-    evolve(state, {"type": "AccountOpened", "account": "a"})
-    evolve(
+    apply_record(state, {"type": "MarkPriceUpdated", "symbol": "BTCUSDT", "price": entry})
+    apply_record(state, {"type": "AccountOpened", "account": "a"})
+    apply_record(
         state,
         {
             "type": "FundsDeposited",
             "account": "a",
+            "amount": wallet,
             "postings": [["wallet:a", wallet], ["external:deposits", -wallet]],
         },
     )
@@ -140,10 +161,11 @@ def one_account_state(wallet: Decimal, quantity: Decimal, entry: Decimal) -> obj
         leverage=Decimal(20),
         margin_mode=MarginMode.CROSS,
     )
-    evolve(
+    apply_record(
         state,
         {
-            "type": "PositionOpened",
+            "type": "PositionLeverageChanged",
+            "account": "a",
             "position": {
                 "account": "a",
                 "symbol": "BTCUSDT",
@@ -171,7 +193,7 @@ def test_a_margin_call_in_the_rounding_band_is_the_same_with_the_screen_on_and_o
         state = one_account_state(wallet, quantity, entry)
         if screened:
             screening.rebuild(state)
-        events.append([event["type"] for event in decide(state, command).events])
+        events.append([type(event).__name__ for event in decide(state, command).events])
     assert events[0] == events[1]
     if k == 0:
         assert "MarginCallIssued" in events[0]

@@ -3,11 +3,11 @@
 ETHUSDT on binance-usdm, first bracket: maintenance rate 0.4%, no deduction; taker fee 0.05%;
 liquidation clearance fee 1.25%. One long of 1 ETH opened at 2,490 with 10x leverage:
 
-  isolated: margin 249, opening fee 1.245 paid from it -> isolated balance 247.755;
-            liquidation where 247.755 + (P - 2490) = 0.004 P  ->  P = 2242.245 / 0.996 = 2251.25
+  isolated: margin 249 (exactly the initial margin: the opening fee 1.245 is paid from the wallet);
+            liquidation where 249 + (P - 2490) = 0.004 P      ->  P = 2241 / 0.996 = 2250
   cross:    wallet 997.245 - 1.245 = 996;
             liquidation where 996 + (P - 2490) = 0.004 P      ->  P = 1494 / 0.996 = 1500
-At either price the margin balance equals the maintenance margin (9.005 and 6), and the 1.25%
+At either price the margin balance equals the maintenance margin (9 and 6), and the 1.25%
 clearance fee is capped at that balance, so the scope is left with nothing.
 """
 
@@ -21,7 +21,7 @@ START = datetime(2021, 5, 19, tzinfo=UTC)
 HEADER = "Date,Open,High,Low,Close,Volume"
 
 # hour: (open, high, low, close). Hour 1 visits its High first (1 away vs 295), then the Low
-# 2200 < 2251.25; hour 2 visits its High first (10 vs 900), then the Low 1400 < 1500.
+# 2200 < 2250; hour 2 visits its High first (10 vs 900), then the Low 1400 < 1500.
 ETH_CRASH = (
     ("2490", "2500", "2480", "2495"),
     ("2495", "2496", "2200", "2300"),

@@ -37,15 +37,16 @@ def test_isolated_and_cross_longs_liquidate_at_their_exact_prices_and_times(
     isolated, cross = mode(result, "isolated"), mode(result, "cross")
 
     [liquidated] = isolated.liquidations
-    assert liquidated.price == Decimal("2251.25")
+    assert liquidated.price == Decimal("2250")
     assert liquidated.quantity == Decimal(1)
     # hour 1 visits its High first, so the Low (and the crossing) is the second extreme: +40 min
     assert liquidated.timestamp == START + timedelta(hours=1, minutes=40)
-    assert isolated.liquidation_fees == Decimal("9.005")
+    assert isolated.liquidation_fees == Decimal("9")
     assert isolated.fees_paid == Decimal("1.245")
-    # the wallet kept what was not allocated; the isolated margin is gone
-    assert isolated.final_wallet == Decimal("748.245")
-    assert isolated.final_equity == Decimal("748.245")
+    # the wallet kept what was not allocated (997.245 - 249 - the opening fee 1.245); the
+    # isolated margin is gone
+    assert isolated.final_wallet == Decimal("747")
+    assert isolated.final_equity == Decimal("747")
     assert isolated.open_positions == ()
 
     [liquidated] = cross.liquidations
@@ -58,7 +59,7 @@ def test_isolated_and_cross_longs_liquidate_at_their_exact_prices_and_times(
 
 def test_a_liquidation_price_the_candle_never_reaches_liquidates_nothing(tmp_path: Path) -> None:
     """The same book without the last two candles: the Low of 2200 crosses the isolated level
-    (2251.25) but not the cross one (1500); equity is marked at the close of 2300."""
+    (2250) but not the cross one (1500); equity is marked at the close of 2300."""
     result = run(tmp_path, eth_long_spec(), {"ETHUSDT": ETH_CRASH[:2]})
     cross = mode(result, "cross")
     assert cross.liquidations == ()
@@ -72,7 +73,7 @@ def test_the_low_is_tested_before_the_close_even_when_the_close_recovers(tmp_pat
     rows = (("2490", "2500", "2480", "2495"), ("2495", "2600", "2250", "2590"))
     result = run(tmp_path, eth_long_spec(modes=["isolated"]), {"ETHUSDT": rows})
     [liquidated] = mode(result, "isolated").liquidations
-    assert liquidated.price == Decimal("2251.25")
+    assert liquidated.price == Decimal("2250")
     # the High (105 away) is nearer the open than the Low (245 away): the Low comes second
 
     assert liquidated.timestamp == START + timedelta(hours=1, minutes=40)
@@ -130,7 +131,7 @@ def test_a_short_pays_fees_receives_funding_and_is_stopped_at_its_stop_price(
 def test_the_top_up_rule_keeps_an_isolated_position_alive_within_its_budget(
     tmp_path: Path,
 ) -> None:
-    """Without the rule the isolated long dies at 2251.25 in hour 1 (see above); with up to 100
+    """Without the rule the isolated long dies at 2250 in hour 1 (see above); with up to 100
     of top-ups triggered at a 50% margin ratio it survives the Low of 2200, and its equity is the
     cross wallet's: 997.245 - 1.245 + (2300 - 2490) = 806 (a top-up only moves money)."""
     spec = eth_long_spec(

@@ -34,8 +34,9 @@ def market(tmp_path: Path) -> AlignedCandles:
 
 
 def test_survival_versus_leverage_matches_the_hand_computed_levels(tmp_path: Path) -> None:
-    """Isolated liquidation price P = 2490 x (1 - 1/L + 0.0005) / 0.996: 2x 1251.25 (never
-    reached), 5x 2001.25 (hour 2), 10x 2251.25 and 20x 2376.25 (hour 1). Cross at 20x (2 ETH,
+    """Isolated liquidation price P = 2490 x (1 - 1/L) / 0.996 (the isolated margin is exactly
+    the initial margin; the opening fee is paid from the wallet): 2x 1250 (never reached), 5x
+    2000 (hour 2), 10x 2250 and 20x 2375 (hour 1). Cross at 20x (2 ETH,
     wallet 997.245 - 2.49): 994.755 + 2 (P - 2490) = 0.008 P -> P = 2000.625 (hour 2)."""
     spec = parse_spec(margin_sized())
     result = run_sweep(spec, market(tmp_path), SweepSpec(parameter="leverage", values=LEVERAGES))

@@ -76,7 +76,7 @@ def test_a_file_of_portfolios_is_stressed_and_printed_as_tables(tmp_path: Path) 
         "1",
     )
     assert code == 0, err
-    assert "2 accounts, 2 positions, 1 symbols" in out
+    assert "2 accounts, 2 positions, 1 symbol;" in out
     assert "accounts liquidated by at least one shock: cross 1, isolated 0" in out
     assert "Monte Carlo: 50 bootstrap paths of 12 h (seed 1)" in out
 
@@ -86,7 +86,6 @@ def test_bad_input_exits_2_naming_the_field(tmp_path: Path) -> None:
     path.write_text(json.dumps([portfolio("100"), portfolio("100", mark="1")]))
     cases = [
         (("stress", str(path), "--shock-grid", "BTCUSDT=-10%"), "[1].mark_prices.BTCUSDT"),
-        (("stress", "--synthetic", "10"), "--shock-grid"),
         (("stress", "--synthetic", "10", "--shock-grid", "BTCUSDT=-10"), "--shock-grid BTCUSDT"),
         (
             ("stress", "--synthetic", "10", "--shock-grid", "BTCUSDT=-5%..5%"),
@@ -100,3 +99,42 @@ def test_bad_input_exits_2_naming_the_field(tmp_path: Path) -> None:
         code, out, err = run_cli(*args)
         assert code == 2 and out == "", (args, err)
         assert f"error: {field}:" in err, (args, err)
+
+
+def test_without_a_grid_the_default_grid_runs_and_is_named() -> None:
+    from crossmargin.cli.stress import DEFAULT_GRID
+
+    code, out, err = run_cli("stress", "--synthetic", "900", "--seed", "3", "--json")
+    assert code == 0, err
+    report = json.loads(out)["stress"]
+    assert report["grid"].startswith(DEFAULT_GRID) and "default" in report["grid"]
+    assert report["shocks"] == 13
+    assert [row["shock"] for row in report["by_shock"]][:2] == ["*-30%", "*-25%"]
+    code, out, err = run_cli("stress", "--synthetic", "900", "--seed", "3")
+    assert code == 0, err
+    assert "shock grid: *=-30%..30%/13 (the default; choose with --shock-grid)" in out
+
+
+def test_the_tables_say_how_much_of_each_ranking_they_show() -> None:
+    code, out, err = run_cli(
+        "stress", "--synthetic", "900", "--seed", "3", "--shock-grid", "*=-20%"
+    )
+    assert code == 0, err
+    accounts = synthetic_book(900, seed=3).arrays.account_count
+    assert f"accounts at risk (top 10 of {accounts:,} accounts, largest worst loss first):" in out
+    assert "by shock (the only shock):" in out and "1 shock;" in out
+    code, out, err = run_cli(
+        "stress", "--synthetic", "900", "--seed", "3", "--shock-grid", "*=-20%..20%/5", "--top", "3"
+    )
+    assert code == 0, err
+    assert "by shock (top 3 of 5 shocks, most liquidations first):" in out
+
+
+def test_a_book_of_one_is_not_called_accounts(tmp_path: Path) -> None:
+    path = tmp_path / "book.json"
+    path.write_text(json.dumps(portfolio("3100")))
+    code, out, err = run_cli("stress", str(path), "--shock-grid", "BTCUSDT=-10%,-50%")
+    assert code == 0, err
+    assert "1 account, 1 position, 1 symbol;" in out
+    assert "accounts at risk (the only account):" in out
+    assert "by shock (all 2 shocks, most liquidations first):" in out

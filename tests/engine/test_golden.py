@@ -1,7 +1,9 @@
 """Golden scenarios: given commands, expect results and events (tests/engine/golden/*.json).
 
 Each file is ``{"description", "notes", "venue", "symbols", "matching", "commands", "expect"}``
-with one expectation per command: ``{"result": {...}, "events": [{...}, ...]}``, and optionally
+with one expectation per command: ``{"result": {...}, "events": [{...}, ...]}`` (a command may
+carry ``"as": PRINCIPAL``, e.g. ``"account:alice"`` or ``"feed"``: who sends it, default the
+operator; the key is not part of the command), and optionally
 ``"final"``: a subset of the end state as ``app.snapshot.state_to_data`` writes it (wallets,
 insurance fund, fee income, external flows...). Matching is by
 subset: every key written in an expectation must be present and equal (numbers compared as
@@ -10,7 +12,8 @@ must have exactly as many events as the command produced, in the same order. The
 the files are derived by hand in their ``notes``; there is deliberately no regeneration mode.
 
 Every scenario also checks, as it goes: a rejected command leaves the state hash unchanged and
-appends no event; a repeated command id appends nothing; at the end, replaying the log gives the
+appends no event (and a validation failure, INVALID_COMMAND, is not logged at all, so its id
+stays free); a repeated command id appends nothing; at the end, replaying the log gives the
 live state hash and conservation holds after every event.
 """
 
@@ -26,7 +29,7 @@ import pytest
 from crossmargin.app.audit import check, replay
 from crossmargin.app.model import Reason
 from crossmargin.app.snapshot import state_to_data
-from crossmargin.app.writer import Engine
+from crossmargin.app.writer import OPERATOR, Engine, log_key
 from crossmargin.ledger import open_store
 
 GOLDEN = Path(__file__).with_name("golden")
@@ -83,7 +86,17 @@ def test_there_are_golden_files_and_each_has_one_expectation_per_command() -> No
         assert len(spec["expect"]) == len(spec["commands"]), path.name
 
 
-@pytest.mark.parametrize("path", FILES, ids=[path.stem for path in FILES])
+# Files whose fix has not landed yet: strict, so the marker fails as soon as the fix lands.
+PENDING: dict[str, str] = {}
+CASES = [
+    pytest.param(path, marks=pytest.mark.xfail(strict=True, reason=PENDING[path.stem]))
+    if path.stem in PENDING
+    else path
+    for path in FILES
+]
+
+
+@pytest.mark.parametrize("path", CASES, ids=[path.stem for path in FILES])
 def test_golden(path: Path, tmp_path: Path) -> None:
     spec = load(path)
     store = open_store(tmp_path / "engine.db")
@@ -98,7 +111,9 @@ def test_golden(path: Path, tmp_path: Path) -> None:
     for index, (command, expect) in enumerate(zip(spec["commands"], spec["expect"], strict=True)):
         where = f"{path.name} command {index} ({command.get('command_id')})"
         hash_before, seq_before = engine.state_hash(), store.last_seq()
-        result = engine.execute(command)
+        command = dict(command)
+        principal = command.pop("as", OPERATOR)
+        result = engine.execute(command, principal)
         problems += matches(expect["result"], result, f"{where} result")
         if result.get("duplicate") or result["status"] == "rejected":
             assert engine.state_hash() == hash_before, f"{where}: state changed"
@@ -106,13 +121,17 @@ def test_golden(path: Path, tmp_path: Path) -> None:
             assert store.last_seq() == seq_before, f"{where}: a duplicate was appended"
             assert expect["events"] == [], f"{where}: a duplicate has no events"
             continue
+        if result.get("reason") == "INVALID_COMMAND":
+            assert store.last_seq() == seq_before, f"{where}: a validation failure was logged"
+            assert expect["events"] == [], f"{where}: nothing to expect"
+            continue
         if "command_id" not in command or result["status"] == "rejected":
             assert store.last_seq() <= seq_before + 1, f"{where}: a rejection wrote events"
         if not isinstance(command.get("command_id"), str) or not command["command_id"]:
             assert store.last_seq() == seq_before, f"{where}: logged without a command id"
             assert expect["events"] == [], f"{where}: nothing to expect"
             continue
-        stored = store.lookup_command(command["command_id"])
+        stored = store.lookup_command(log_key(principal, command["command_id"]))
         assert stored is not None, f"{where}: not in the log"
         assert stored.result == result
         problems += matches(expect["events"], stored.events, f"{where} events")
@@ -142,7 +161,7 @@ def test_every_reason_code_that_can_occur_is_covered_by_a_golden_file() -> None:
 
 
 def test_every_command_type_is_accepted_in_some_golden_file() -> None:
-    from crossmargin.app.commands import COMMAND_FIELDS
+    from crossmargin.app.commands import COMMAND_TYPES
 
     accepted: set[str] = set()
     for path in FILES:
@@ -150,4 +169,4 @@ def test_every_command_type_is_accepted_in_some_golden_file() -> None:
         for command, expect in zip(spec["commands"], spec["expect"], strict=True):
             if expect["result"].get("status") == "accepted":
                 accepted.add(command["type"])
-    assert set(COMMAND_FIELDS) - accepted == set()
+    assert set(COMMAND_TYPES) - accepted == set()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from crossmargin.app.audit import check, replay
-from crossmargin.app.writer import Engine
+from crossmargin.app.writer import OPERATOR, Engine, log_key
 from crossmargin.ledger import open_store
 from tests.contract.backends import Backend
 from tests.engine.streams import SYMBOLS, command_stream
@@ -34,12 +34,16 @@ def test_replay_equals_live_and_money_is_conserved(backend: Backend, seed: int) 
         if result.get("duplicate"):  # a client retry: answered from the log, nothing applied
             assert engine.state_hash() == before, command
             assert store.last_seq() == last
-        elif result["status"] == "rejected":  # recorded (for retries) with no event
+        elif result["status"] == "rejected":
             rejected += 1
             assert engine.state_hash() == before, command
-            stored = store.lookup_command(command["command_id"])
-            assert stored is not None and stored.events == []
-            assert store.last_seq() == last + 1
+            stored = store.lookup_command(log_key(OPERATOR, command["command_id"]))
+            if result["reason"] == "INVALID_COMMAND":  # not logged: the id stays free
+                assert stored is None
+                assert store.last_seq() == last
+            else:  # recorded (for retries) with no event
+                assert stored is not None and stored.events == []
+                assert store.last_seq() == last + 1
     assert rejected > 20
     live = engine.state_hash()
     report = replay(store)
@@ -117,7 +121,7 @@ def test_replay_and_check_catch_a_tampered_log(backend: Backend) -> None:
 
     backend.execute(
         'UPDATE ledger_entries SET events = REPLACE(events, \'"$decimal":"1000"\', '
-        "'\"$decimal\":\"2000\"') WHERE command_id = 'd'"
+        "'\"$decimal\":\"2000\"') WHERE command_id = 'operator/d'"
     )
     tampered = backend.open(create=False)
     try:
@@ -129,7 +133,7 @@ def test_replay_and_check_catch_a_tampered_log(backend: Backend) -> None:
 
     backend.execute(
         'UPDATE ledger_entries SET events = REPLACE(events, \'"$decimal":"-1000"\', '
-        "'\"$decimal\":\"-2000\"') WHERE command_id = 'd'"
+        "'\"$decimal\":\"-2000\"') WHERE command_id = 'operator/d'"
     )
     balanced = backend.open(create=False)
     try:

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
 
-from crossmargin.service.app import Setup, create_app
-from crossmargin.service.context import Feed
+from crossmargin.service.app import SERVER_OPTIONS, Setup, create_app
+from crossmargin.service.context import Feed, ServiceContext
 from crossmargin.service.host import EngineSettings
 from crossmargin.service.keys import KeyRing
 
 OPERATOR_KEY = "operator-key-for-tests-0123456789"
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
+T = TypeVar("T")
 
 
 @dataclass
@@ -26,6 +28,17 @@ class Running:
     url: str
     keys: KeyRing
     app: Any
+    inside: dict[str, Any] = field(default_factory=dict)  # the server's loop and context
+
+    @property
+    def context(self) -> ServiceContext:
+        context: ServiceContext = self.inside["context"]
+        return context
+
+    def on_server(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the server's event loop (as a feed or the demo would)."""
+        loop: asyncio.AbstractEventLoop = self.inside["loop"]
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=60)
 
     def open_account(self, account: str, deposit: str = "10000") -> str:
         """Open ``account`` with a deposit; returns its key."""
@@ -70,8 +83,15 @@ def serve(
     ring = keys or KeyRing(None)
     ring.ensure_operator(OPERATOR_KEY)
     settings = EngineSettings(database=database, schema=schema, symbols=symbols, matching=matching)
-    app = create_app(settings, ring, feed=feed, setup=setup)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+    inside: dict[str, Any] = {}
+
+    async def capture(context: ServiceContext) -> None:
+        inside.update(loop=asyncio.get_running_loop(), context=context)
+        if setup is not None:
+            await setup(context)
+
+    app = create_app(settings, ring, feed=feed, setup=capture)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", **SERVER_OPTIONS)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="test-server", daemon=True)
     thread.start()
@@ -82,7 +102,7 @@ def serve(
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield Running(url=f"http://127.0.0.1:{port}", keys=ring, app=app)
+        yield Running(url=f"http://127.0.0.1:{port}", keys=ring, app=app, inside=inside)
     finally:
         server.should_exit = True
         thread.join(timeout=30)

@@ -22,6 +22,7 @@ OPERATOR_ONLY = {
     ("GET", "/v1/accounts"),
     ("POST", "/v1/accounts"),
     ("POST", "/v1/accounts/{account}/keys"),
+    ("DELETE", "/v1/accounts/{account}/keys"),
     ("POST", "/v1/marks"),
     ("POST", "/v1/funding"),
     ("POST", "/v1/insurance-fund"),

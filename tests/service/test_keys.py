@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from crossmargin.core.errors import Forbidden, InvalidInput, Unauthorized
-from crossmargin.service.keys import KeyRing
+from crossmargin.service.keys import KeyRing, key_hash
 
 
 def test_a_generated_operator_key_is_shown_once_and_stored_hashed(tmp_path: Path) -> None:
@@ -58,3 +58,23 @@ def test_a_missing_or_unknown_key_is_unauthorized(key: str | None) -> None:
     ring.ensure_operator("operator-key-0123456789")
     with pytest.raises(Unauthorized):
         ring.resolve(key)
+
+
+def test_replacing_or_revoking_a_key_tells_the_listeners_which_key_stopped(tmp_path: Path) -> None:
+    ring = KeyRing(tmp_path / "keys.json")
+    heard: list[frozenset[str]] = []
+    stop = ring.on_revoke(heard.append)
+    first = ring.issue("alice")
+    assert heard == []  # nothing stopped working yet
+    second = ring.issue("alice")
+    assert heard == [frozenset({key_hash(first)})]
+    assert not ring.current(key_hash(first)) and ring.current(key_hash(second))
+    assert ring.revoke("alice") is True
+    assert heard[-1] == frozenset({key_hash(second)})
+    with pytest.raises(Unauthorized):
+        KeyRing(tmp_path / "keys.json").resolve(second)
+    assert ring.revoke("alice") is False and len(heard) == 2  # no key left: nothing to tell
+    stop()
+    ring.issue("bob")
+    ring.issue("bob")
+    assert len(heard) == 2

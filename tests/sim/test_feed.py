@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import sys
-import threading
 import types
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,22 +12,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crossmargin.core.errors import Conflict, InvalidInput
+from crossmargin.core.errors import InvalidInput
 from crossmargin.core.position import Side
 from crossmargin.sim.episodes import load_episode
 from crossmargin.sim.feed import (
     ExtremeOrder,
     IntrabarStep,
     PollingFeed,
-    PostedFeed,
     PriceSource,
-    adverse_prices,
     align,
     ccxt_exchange,
     extreme_order,
     intrabar_path,
     intrabar_times,
-    paced,
     replay,
 )
 from crossmargin.sim.market import Candle, CandleSeries, parse_candles
@@ -101,18 +96,6 @@ def test_intrabar_times_are_strictly_increasing_within_the_candle() -> None:
     assert times[1] == START + timedelta(minutes=20)
 
 
-def test_adverse_prices_use_low_for_longs_high_for_shorts_close_otherwise() -> None:
-    bars = {
-        "BTCUSDT": candle("100", "110", "90", "105"),
-        "ETHUSDT": candle("10", "12", "8", "11"),
-        "BNBUSDT": candle("5", "6", "4", "5.5"),
-    }
-    prices = adverse_prices(bars, {"BTCUSDT": Side.LONG, "ETHUSDT": Side.SHORT})
-    assert prices == {"BTCUSDT": Decimal(90), "ETHUSDT": Decimal(12), "BNBUSDT": Decimal("5.5")}
-    with pytest.raises(InvalidInput, match="DOGEUSDT"):
-        adverse_prices(bars, {"DOGEUSDT": Side.LONG})
-
-
 def test_align_keeps_common_timestamps_and_counts_dropped() -> None:
     btc = series("BTCUSDT", rows(5))
     eth = series("ETHUSDT", [*rows(2), *rows(3, start_hour=3)])  # hour 2 missing
@@ -163,97 +146,6 @@ def test_replay_of_a_real_episode_reaches_the_crash_low() -> None:
     assert lowest == min(c.low for c in data.series["BTCUSDT"].candles) == Decimal("3621.81")
     closes = min(mark.prices["BTCUSDT"] for mark in replay(aligned, intrabar=False))
     assert closes > lowest
-
-
-def test_paced_replay_sleeps_data_time_over_speed_on_the_injected_clock() -> None:
-    clock = FakeClock()
-    marks = replay(align([series("BTCUSDT", rows(3))]), intrabar=False)
-    out = list(paced(marks, speed=3600.0, clock=clock))
-    assert len(out) == 3
-    assert clock.sleeps == pytest.approx([1.0, 1.0])
-
-
-def test_paced_replay_does_not_sleep_for_a_late_consumer() -> None:
-    clock = FakeClock()
-    marks = paced(
-        replay(align([series("BTCUSDT", rows(3))]), intrabar=False), speed=3600.0, clock=clock
-    )
-    next(marks)
-    clock.elapsed += 5.0  # the consumer took five seconds over the first mark
-    list(marks)
-    assert clock.sleeps == []
-
-
-def test_pacing_speed_must_be_positive_and_finite() -> None:
-    for speed in (0.0, -1.0, float("inf"), float("nan")):
-        with pytest.raises(InvalidInput):
-            paced(iter(()), speed=speed, clock=FakeClock())
-
-
-def test_posted_feed_merges_prices_and_keeps_order() -> None:
-    clock = FakeClock()
-    feed = PostedFeed(clock=clock)
-    feed.post({"BTCUSDT": "60000"}, START)
-    feed.post({"ETHUSDT": Decimal("3000.5")}, START + HOUR)
-    clock.elapsed = 7200.0
-    feed.post({"BTCUSDT": "59000"})  # stamped by the clock
-    feed.close()
-    marks = list(feed)
-    assert [dict(m.prices) for m in marks] == [
-        {"BTCUSDT": Decimal(60000)},
-        {"BTCUSDT": Decimal(60000), "ETHUSDT": Decimal("3000.5")},
-        {"BTCUSDT": Decimal(59000), "ETHUSDT": Decimal("3000.5")},
-    ]
-    assert marks[2].timestamp == START + 2 * HOUR
-    assert feed.get(timeout=0) is None
-
-
-@pytest.mark.parametrize(
-    ("prices", "field"),
-    [
-        ({"BTCUSDT": "-1"}, "prices.BTCUSDT"),
-        ({"BTCUSDT": "abc"}, "prices.BTCUSDT"),
-        ({"BTCUSDT": 1.5}, "prices.BTCUSDT"),
-        ({}, "prices"),
-        ({" BTC": "1"}, "prices"),
-    ],
-)
-def test_posted_feed_refuses_bad_prices(prices: Mapping[str, object], field: str) -> None:
-    feed = PostedFeed(clock=FakeClock())
-    with pytest.raises(InvalidInput) as caught:
-        feed.post(prices, START)
-    assert caught.value.field == field
-    assert feed.get(timeout=0) is None
-
-
-def test_posted_feed_refuses_time_going_backwards_full_queue_and_closed_feed() -> None:
-    feed = PostedFeed(clock=FakeClock(), maxsize=2)
-    feed.post({"BTCUSDT": "1"}, START + HOUR)
-    with pytest.raises(InvalidInput) as caught:
-        feed.post({"BTCUSDT": "1"}, START)
-    assert caught.value.field == "timestamp"
-    feed.post({"BTCUSDT": "2"}, START + HOUR)
-    with pytest.raises(Conflict) as full:
-        feed.post({"BTCUSDT": "3"}, START + 2 * HOUR)
-    assert full.value.code == "feed-full"
-    feed.close()
-    with pytest.raises(Conflict) as closed:
-        feed.post({"BTCUSDT": "3"}, START + 2 * HOUR)
-    assert closed.value.code == "feed-closed"
-    assert [m.prices["BTCUSDT"] for m in feed] == [Decimal(1), Decimal(2)]
-
-
-def test_posted_feed_hands_marks_across_threads() -> None:
-    feed = PostedFeed(clock=FakeClock())
-    received: list[Decimal] = []
-    consumer = threading.Thread(target=lambda: received.extend(m.prices["X"] for m in feed))
-    consumer.start()
-    for index in range(50):
-        feed.post({"X": str(index + 1)}, START + index * HOUR)
-    feed.close()
-    consumer.join(timeout=10)
-    assert not consumer.is_alive()
-    assert received == [Decimal(index + 1) for index in range(50)]
 
 
 class FakeExchange:

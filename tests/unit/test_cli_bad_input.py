@@ -302,14 +302,17 @@ def test_an_account_already_past_maintenance_is_valid_and_reported_liquidatable(
 def test_a_shock_that_is_not_understood_is_refused_naming_the_flag(tmp_path: Path) -> None:
     path = tmp_path / "book.json"
     path.write_text(json.dumps(CROSS), encoding="utf-8")
-    for shock, field, words in (
+    for shock, field, *words in (
         ("ETHUSDT", "--shock", "expected SYMBOL=+5%"),
         ("ETHUSDT=-100%", "--shock ETHUSDT", "-100%"),
         ("ETHUSDT=abc%", "--shock ETHUSDT", "not a number"),
         ("XRPUSDT=-5%", "--shock XRPUSDT", "no position or mark price"),
+        ("BTCUSDT=-20", "--shock BTCUSDT", "-20 is not a price; did you mean -20%?"),
+        ("BTCUSDT=0", "--shock BTCUSDT", "0 is not a price; give a new price", "=-20%"),
+        ("BTCUSDT=-150", "--shock BTCUSDT", "-150 is not a price; give a new price"),
     ):
         code, out, err = run_cli("scenario", str(path), "--shock", shock)
-        assert_refused(code, out, err, field, words)
+        assert_refused(code, out, err, field, *words)
     code, out, err = run_cli("scenario", str(path))
     assert_refused(code, out, err, "--shock", "give at least one")
 
@@ -318,6 +321,25 @@ def test_a_missing_file_is_refused_naming_it(tmp_path: Path) -> None:
     missing = tmp_path / "absent.json"
     code, out, err = run_cli("risk", str(missing))
     assert_refused(code, out, err, "FILE", "no such file")
+
+
+@pytest.mark.parametrize("command", ["risk", "scenario", "stress"])
+def test_a_directory_given_as_the_file_is_called_a_directory(tmp_path: Path, command: str) -> None:
+    extra = ["--shock", "ETHUSDT=-5%"] if command == "scenario" else []
+    code, out, err = run_cli(command, str(tmp_path), *extra)
+    argument = "BOOK" if command == "stress" else "FILE"  # the argument's name in --help
+    assert_refused(code, out, err, argument, f"{tmp_path} is a directory")
+
+
+@pytest.mark.parametrize("command", ["replay", "check"])
+def test_replaying_or_checking_a_missing_log_is_a_user_error(tmp_path: Path, command: str) -> None:
+    for target, problem in (
+        (tmp_path / "absent.db", "no such file"),
+        (tmp_path, "is a directory"),
+    ):
+        code, out, err = run_cli(command, str(target))
+        assert_refused(code, out, err, "DB", problem)
+    assert list(tmp_path.iterdir()) == []  # nothing was created
 
 
 # --- the real console script: real exit codes, real streams ----------------------------------

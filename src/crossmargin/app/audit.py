@@ -4,10 +4,12 @@ replay: rebuild the state from the genesis entry and every event, with no snapsh
 its hash with the latest snapshot's hash at that snapshot's sequence number.
 
 check: fold every event and verify after each one that (a) its postings sum to zero, (b) all
-wallets + isolated margins + insurance fund + fee income + external flows sum to exactly zero,
-(d) the insurance fund is never negative; and after each entry (a command's events are applied
-atomically) that (c) no account without positions has a negative wallet or isolated margin unless
-a BadDebtRecorded event has named that account.
+wallets + isolated margins + insurance fund + fee income + bad debt + external flows sum to
+exactly zero, (d) the insurance fund is never negative; and after each entry (a command's events
+are applied atomically) that (c) no scope without a position holds negative collateral (a
+bankrupt scope ends at exactly zero: the fund or the bad-debt ledger made it whole) and (e) no
+account the entry touched (named by its events, or holding a symbol it ticked or funded) is left
+liquidatable.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from crossmargin.app.events import evolve
+from crossmargin.app.events import Event, FundingSettled, MarkPriceUpdated
+from crossmargin.app.evolve import apply_record
 from crossmargin.app.model import EngineState
 from crossmargin.app.snapshot import money_total, state_to_data
+from crossmargin.app.views import scope_ids, scope_state
 from crossmargin.app.writer import GENESIS_ID, build_state
 from crossmargin.core.errors import InvalidInput, InvariantViolation
 from crossmargin.ledger.codec import state_hash
@@ -52,7 +56,7 @@ def replay(store: EventStore) -> ReplayReport:
         for event in entry.events:
             if not isinstance(event, dict):
                 raise InvariantViolation(f"entry {entry.seq}: an event is not an object")
-            evolve(state, event)
+            apply_record(state, event)
             events += 1
         entries += 1
         if snapshot is not None and entry.seq == snapshot.seq:
@@ -80,26 +84,25 @@ class CheckReport:
 def check(store: EventStore, *, max_violations: int = 20) -> CheckReport:
     state = _genesis_state(store)
     report = CheckReport()
-    bad_debt: set[str] = set()
     for entry in store.read(0):
+        touched: set[str] = set()
         for event in entry.events:
             if not isinstance(event, dict):
                 report.violations.append(f"entry {entry.seq}: an event is not an object")
                 continue
             try:
-                evolve(state, event)
+                applied = apply_record(state, event)
             except InvariantViolation as error:
-                report.violations.append(f"entry {entry.seq} {event.get('type')}: {error}")
+                report.violations.append(f"entry {entry.seq} {event.get('type')!a}: {error}")
                 continue
             report.events += 1
-            if event["type"] == "BadDebtRecorded":
-                bad_debt.add(str(event["account"]))
-            _check_state(state, entry.seq, str(event["type"]), report)
+            touched |= _touched(state, applied)
+            _check_state(state, entry.seq, applied.TYPE, report)
             if len(report.violations) >= max_violations:
                 return report
-        # An entry is atomic: a bankruptcy's events close the positions (the wallet goes negative)
-        # and only then record the bad debt, so (c) is judged once the whole entry is applied.
-        _check_balances(state, entry.seq, bad_debt, report)
+        # An entry is atomic: a bankruptcy's events close the positions (the collateral goes
+        # negative) and only then settle it, so (c) and (e) are judged once the entry is applied.
+        _check_scopes(state, entry.seq, touched, report)
     report.totals = {
         "wallets": sum((a.wallet for a in state.accounts.values()), Decimal(0)),
         "isolated_margin": sum(
@@ -107,10 +110,18 @@ def check(store: EventStore, *, max_violations: int = 20) -> CheckReport:
         ),
         "insurance_fund": state.ledgers.insurance_fund,
         "fee_income": state.ledgers.fee_income,
+        "bad_debt": state.ledgers.bad_debt,
         **{f"external:{k}": v for k, v in sorted(state.ledgers.external.items())},
         "sum": money_total(state),
     }
     return report
+
+
+def _touched(state: EngineState, event: Event) -> set[str]:
+    if isinstance(event, MarkPriceUpdated | FundingSettled):
+        return set(state.holders.members(event.symbol))
+    account = event.account_named
+    return {account} if account is not None and account in state.accounts else set()
 
 
 def _check_state(state: EngineState, seq: int, kind: str, report: CheckReport) -> None:
@@ -121,10 +132,23 @@ def _check_state(state: EngineState, seq: int, kind: str, report: CheckReport) -
         report.violations.append(f"entry {seq} {kind}: insurance fund is negative")
 
 
-def _check_balances(state: EngineState, seq: int, bad_debt: set[str], report: CheckReport) -> None:
+def _check_scopes(state: EngineState, seq: int, touched: set[str], report: CheckReport) -> None:
     for account in state.accounts.values():
-        negative = account.wallet < 0 or any(v < 0 for v in account.isolated.values())
-        if negative and account.account_id not in bad_debt and not account.positions:
+        if account.wallet < 0 and not any(not p.is_isolated for p in account.positions.values()):
             report.violations.append(
-                f"entry {seq}: account {account.account_id} is negative without bad debt"
+                f"entry {seq}: account {account.account_id} has a negative wallet and no cross "
+                "position"
             )
+        for key, margin in account.isolated.items():
+            if margin < 0 and key not in account.positions:
+                report.violations.append(
+                    f"entry {seq}: account {account.account_id} isolated {key[0]} {key[1]} is "
+                    "negative without a position"
+                )
+    for account_id in sorted(touched):
+        account = state.accounts[account_id]
+        for scope in scope_ids(account):
+            if scope_state(state, account, scope).liquidatable:
+                report.violations.append(
+                    f"entry {seq}: account {account_id} scope {scope} was left liquidatable"
+                )

@@ -1,106 +1,284 @@
-"""Command parsing: JSON-shaped dicts in, validated fields out, errors naming the field.
+"""Commands: parsed once, at the edge, into frozen dataclasses; errors name the field.
 
-Every command is an object with ``type`` and ``command_id`` (the client's idempotency key) plus
-its fields. Malformed commands raise InvalidInput (rejected as INVALID_COMMAND by the writer,
-changing nothing).
+Every command arrives as an object with ``type``, ``command_id`` (the client's idempotency key,
+an id of core.ids) and its fields. :func:`parse_command` checks the shape and every field once
+and returns the typed command; ``decide`` and the handlers then trust it. A malformed command
+raises ``InvalidInput`` naming the field (the engine answers INVALID_COMMAND, changes nothing
+and does not log it, so the id stays free for the corrected retry).
+
+Field rules: ids per core.ids; ``amount``, ``quantity`` and ``price`` positive, at most 10^12,
+multiples of 1e-8; ``leverage`` 1 to 1000 in steps of 0.01; a funding ``rate`` strictly between
+-1 and 1 on the 1e-12 quantum; choices as listed in ``CHOICES``; a limit order needs a price and
+a market order takes none.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
+from crossmargin.app.model import OrderType
 from crossmargin.core.errors import InvalidInput
-from crossmargin.core.numbers import MONEY_QUANTUM, parse_decimal, parse_positive
+from crossmargin.core.ids import parse_id
+from crossmargin.core.numbers import (
+    RATE_QUANTUM,
+    parse_command_amount,
+    parse_decimal,
+    parse_leverage,
+)
+from crossmargin.core.position import MarginMode, PositionMode, Side
 
-COMMAND_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    # type: (required fields, optional fields)
-    "open_account": (frozenset({"account"}), frozenset()),
-    "deposit": (frozenset({"account", "amount"}), frozenset()),
-    "withdraw": (frozenset({"account", "amount"}), frozenset()),
-    "add_isolated_margin": (
-        frozenset({"account", "symbol", "amount"}),
-        frozenset({"position_side"}),
-    ),
-    "remove_isolated_margin": (
-        frozenset({"account", "symbol", "amount"}),
-        frozenset({"position_side"}),
-    ),
-    "set_leverage": (frozenset({"account", "symbol", "leverage"}), frozenset()),
-    "set_margin_mode": (frozenset({"account", "symbol", "margin_mode"}), frozenset()),
-    "set_position_mode": (frozenset({"account", "position_mode"}), frozenset()),
-    "place_order": (
-        frozenset({"account", "order_id", "symbol", "side", "order_type", "quantity"}),
-        frozenset({"price", "reduce_only", "position_side"}),
-    ),
-    "cancel_order": (frozenset({"account", "order_id"}), frozenset()),
-    "report_fill": (
-        frozenset({"order_id", "quantity", "price"}),
-        frozenset({"liquidity"}),
-    ),
-    "update_mark": (frozenset({"symbol", "price"}), frozenset()),
-    "settle_funding": (frozenset({"symbol", "rate"}), frozenset()),
-    "seed_insurance_fund": (frozenset({"amount"}), frozenset()),
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Command:
+    """Base of every command; ``TYPE`` is its name on the wire and in the log."""
+
+    TYPE: ClassVar[str] = ""
+    command_id: str
+
+    def to_record(self) -> dict[str, Any]:
+        """The command as JSON-shaped data (what the log stores)."""
+        record: dict[str, Any] = {"type": self.TYPE}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if value is None or (item.name == "reduce_only" and value is False):
+                continue
+            record[item.name] = _wire(item.name, value)
+        return record
+
+
+def _wire(name: str, value: Any) -> Any:
+    if name == "side":
+        return "buy" if value is Side.LONG else "sell"
+    return getattr(value, "value", value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenAccount(Command):
+    TYPE: ClassVar[str] = "open_account"
+    account: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deposit(Command):
+    TYPE: ClassVar[str] = "deposit"
+    account: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Withdraw(Command):
+    TYPE: ClassVar[str] = "withdraw"
+    account: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddIsolatedMargin(Command):
+    TYPE: ClassVar[str] = "add_isolated_margin"
+    account: str
+    symbol: str
+    amount: Decimal
+    position_side: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveIsolatedMargin(Command):
+    TYPE: ClassVar[str] = "remove_isolated_margin"
+    account: str
+    symbol: str
+    amount: Decimal
+    position_side: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetLeverage(Command):
+    TYPE: ClassVar[str] = "set_leverage"
+    account: str
+    symbol: str
+    leverage: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetMarginMode(Command):
+    TYPE: ClassVar[str] = "set_margin_mode"
+    account: str
+    symbol: str
+    margin_mode: MarginMode
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetPositionMode(Command):
+    TYPE: ClassVar[str] = "set_position_mode"
+    account: str
+    position_mode: PositionMode
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlaceOrder(Command):
+    TYPE: ClassVar[str] = "place_order"
+    account: str
+    order_id: str
+    symbol: str
+    side: Side  # buy = LONG, sell = SHORT
+    order_type: OrderType
+    quantity: Decimal
+    price: Decimal | None = None
+    reduce_only: bool = False
+    position_side: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelOrder(Command):
+    TYPE: ClassVar[str] = "cancel_order"
+    account: str
+    order_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportFill(Command):
+    TYPE: ClassVar[str] = "report_fill"
+    account: str
+    order_id: str
+    quantity: Decimal
+    price: Decimal
+    liquidity: str = "taker"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateMark(Command):
+    TYPE: ClassVar[str] = "update_mark"
+    symbol: str
+    price: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SettleFunding(Command):
+    TYPE: ClassVar[str] = "settle_funding"
+    symbol: str
+    rate: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeedInsuranceFund(Command):
+    TYPE: ClassVar[str] = "seed_insurance_fund"
+    amount: Decimal
+
+
+COMMAND_TYPES: dict[str, type[Command]] = {
+    cls.TYPE: cls
+    for cls in (
+        OpenAccount,
+        Deposit,
+        Withdraw,
+        AddIsolatedMargin,
+        RemoveIsolatedMargin,
+        SetLeverage,
+        SetMarginMode,
+        SetPositionMode,
+        PlaceOrder,
+        CancelOrder,
+        ReportFill,
+        UpdateMark,
+        SettleFunding,
+        SeedInsuranceFund,
+    )
+}
+
+CHOICES: dict[str, dict[str, Any]] = {
+    "side": {"buy": Side.LONG, "sell": Side.SHORT},
+    "order_type": {"market": OrderType.MARKET, "limit": OrderType.LIMIT},
+    "margin_mode": {"cross": MarginMode.CROSS, "isolated": MarginMode.ISOLATED},
+    "position_mode": {"one-way": PositionMode.ONE_WAY, "hedge": PositionMode.HEDGE},
+    "position_side": {"long": "long", "short": "short"},
+    "liquidity": {"maker": "maker", "taker": "taker"},
 }
 
 
-def validate(command: object) -> dict[str, Any]:
-    """Check shape and field types; return the command unchanged (plain dict) if valid."""
-    if not isinstance(command, dict):
+def _symbol(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(name, "expected a string")
+    return value
+
+
+def _rate(value: object, name: str) -> Decimal:
+    rate = parse_decimal(value, name)
+    if abs(rate) >= 1:
+        raise InvalidInput(name, "a funding rate must lie strictly between -1 and 1")
+    if rate != rate.quantize(RATE_QUANTUM):
+        raise InvalidInput(name, f"must be a multiple of {RATE_QUANTUM:f}")
+    return rate
+
+
+def _choice(name: str) -> Callable[[object, str], Any]:
+    allowed = CHOICES[name]
+
+    def parse(value: object, field_name: str) -> Any:
+        if not isinstance(value, str) or value not in allowed:
+            raise InvalidInput(field_name, f"expected one of {', '.join(allowed)}, got {value!r}")
+        return allowed[value]
+
+    return parse
+
+
+def _flag(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(name, "expected true or false")
+    return value
+
+
+# Field parsers, in the order fields are checked (so the first problem reported is stable).
+FIELDS: dict[str, Callable[[object, str], Any]] = {
+    "account": parse_id,
+    "order_id": parse_id,
+    "symbol": _symbol,
+    "amount": parse_command_amount,
+    "quantity": parse_command_amount,
+    "price": parse_command_amount,
+    "leverage": parse_leverage,
+    "rate": _rate,
+    **{name: _choice(name) for name in CHOICES},
+    "reduce_only": _flag,
+}
+
+
+def parse_command(raw: object) -> Command:
+    """The typed command ``raw`` describes, or an InvalidInput naming the first bad field."""
+    if isinstance(raw, Command):
+        return raw
+    if not isinstance(raw, Mapping):
         raise InvalidInput("command", "expected an object")
-    kind = command.get("type")
-    if kind not in COMMAND_FIELDS:
-        known = ", ".join(sorted(COMMAND_FIELDS))
-        raise InvalidInput("type", f"unknown command {kind!r} (known: {known})")
-    command_id = command.get("command_id")
-    if not isinstance(command_id, str) or not command_id or len(command_id) > 128:
-        raise InvalidInput("command_id", "a non-empty string of at most 128 characters is required")
-    required, optional = COMMAND_FIELDS[kind]
-    unknown = sorted(set(command) - required - optional - {"type", "command_id"})
+    kind = raw.get("type")
+    cls = COMMAND_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        known = ", ".join(sorted(COMMAND_TYPES))
+        raise InvalidInput("type", f"unknown command {kind!a} (known: {known})")
+    command_id = parse_id(raw.get("command_id"), "command_id")
+    declared = {item.name: item for item in dataclasses.fields(cls) if item.name != "command_id"}
+    unknown = sorted(set(raw) - set(declared) - {"type", "command_id"})
     if unknown:
         raise InvalidInput(unknown[0], f"unknown field for {kind}")
-    for name in sorted(required):
-        if command.get(name) is None:
+    for name in sorted(declared):
+        required = declared[name].default is dataclasses.MISSING
+        if required and raw.get(name) is None:
             raise InvalidInput(name, "is required")
-    for name in ("account", "order_id", "symbol"):
-        if name in command and (not isinstance(command[name], str) or not command[name]):
-            raise InvalidInput(name, "expected a non-empty string")
-    for name in ("amount", "quantity", "leverage"):
-        if name in command:
-            parse_positive(command[name], name)
-    if "amount" in command:
-        amount = parse_decimal(command["amount"], "amount")
-        if amount != amount.quantize(MONEY_QUANTUM):  # ledgers hold money on its quantum
-            raise InvalidInput("amount", f"must be a multiple of {MONEY_QUANTUM:f}")
-    if command.get("price") is not None:
-        parse_positive(command["price"], "price")
-    if "rate" in command:
-        rate = parse_decimal(command["rate"], "rate")
-        if abs(rate) >= 1:
-            raise InvalidInput("rate", "a funding rate must lie strictly between -1 and 1")
-    _choices(command)
-    return command
-
-
-def _choices(command: dict[str, Any]) -> None:
-    options = {
-        "side": ("buy", "sell"),
-        "order_type": ("market", "limit"),
-        "margin_mode": ("cross", "isolated"),
-        "position_mode": ("one-way", "hedge"),
-        "position_side": ("long", "short"),
-        "liquidity": ("maker", "taker"),
-    }
-    for name, allowed in options.items():
-        if command.get(name) is not None and command[name] not in allowed:
-            raise InvalidInput(name, f"expected one of {', '.join(allowed)}, got {command[name]!r}")
-    if "reduce_only" in command and not isinstance(command["reduce_only"], bool):
-        raise InvalidInput("reduce_only", "expected true or false")
-    if command.get("order_type") == "limit" and command.get("price") is None:
+    values: dict[str, Any] = {}
+    for name, parse in FIELDS.items():
+        if name in declared and raw.get(name) is not None:
+            values[name] = parse(raw[name], name)
+    if values.get("order_type") is OrderType.LIMIT and values.get("price") is None:
         raise InvalidInput("price", "is required for a limit order")
-    if command.get("order_type") == "market" and command.get("price") is not None:
+    if values.get("order_type") is OrderType.MARKET and values.get("price") is not None:
         raise InvalidInput("price", "a market order takes no price")
+    return cls(command_id=command_id, **values)
 
 
-def decimal_field(command: dict[str, Any], name: str) -> Decimal:
-    return parse_decimal(command[name], name)
+def validate(raw: object) -> dict[str, Any]:
+    """Check ``raw`` as :func:`parse_command` does and return it unchanged (for edges that keep
+    the wire form)."""
+    parse_command(raw)
+    assert isinstance(raw, dict)
+    return raw

@@ -1,238 +1,350 @@
-"""The event vocabulary and ``evolve``: folding one event into state.
+"""The event vocabulary: one frozen dataclass per event, and its record in the log.
 
-Events are plain JSON-shaped dicts (``{"type": ..., ...}``) with Decimal amounts, so the ledger
-codec can store them as they are. ``decide`` computes everything; an event carries its results
-(the position after a fill, the postings), so ``evolve`` only applies them and replay is exact.
+Every event is a frozen dataclass. ``decide`` computes everything; an event carries its results
+(the position after a fill, the postings), so ``evolve`` (app.evolve) only applies them and
+replay is exact. The log stores each event as a *record* (``to_record``: a JSON-shaped dict with
+``type`` and the fields, Decimals kept exact by the ledger codec); :func:`from_record` reads one
+back and refuses an unknown type or a missing field.
 
-Common keys, applied generically by :func:`evolve`:
-  postings   [[ledger, amount], ...] summing to zero (see app.model for the ledger names)
-  position   {"account", "symbol", "slot", "after": position dict or None}
-  order      an order dict to store (accepted or partially filled), or
-  order_removed  an order id to drop (filled, cancelled)
-Type-specific keys: AccountOpened.account, LeverageChanged, MarginModeChanged,
-PositionModeChanged, MarkPriceUpdated, MarginCallIssued / MarginCallCleared.
-
-Invariant checked on every event: its postings sum to exactly zero, else InvariantViolation.
+What an event may carry besides its own fields, applied the same way for every type:
+  postings       money moved: ``(ledger, amount)`` pairs summing to exactly zero
+  position       ``PositionChange``: the slot's position after the event (None: closed)
+  order          an order to store (resting, re-reserved or partly filled)
+  order_removed  the id of the account's order to drop (filled, cancelled)
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
-from crossmargin.app.model import CALLED, Account, Ledgers, Order, OrderType, mapping_delete
+from crossmargin.app.ledgers import Posting
+from crossmargin.app.model import Order
+from crossmargin.app.records import CODECS, Payment, PositionChange, Record
 from crossmargin.core.errors import InvariantViolation
-from crossmargin.core.instrument import Instrument
-from crossmargin.core.numbers import ZERO
-from crossmargin.core.position import MarginMode, Position, PositionMode, Side
-from crossmargin.core.venues import VenueRules
+from crossmargin.core.position import MarginMode, PositionMode, Side
+from crossmargin.core.scope import ScopeId
 
-Event = dict[str, Any]
+OMIT = {"omit_none": True}  # field metadata: left out of the record when None
 
 
-class StateLike(Protocol):
-    rules: VenueRules
-    instruments: dict[str, Instrument]
-    accounts: Any
-    marks: Any
-    order_ids: Any
-    holders: Any
-    ledgers: Ledgers
-    sequence: int
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base of every event; ``TYPE`` is its name in the log."""
+
+    TYPE: ClassVar[str] = ""
+
+    def to_record(self) -> Record:
+        record: Record = {"type": self.TYPE}
+        for name, omit_none, encode, _ in _record_fields(type(self)):
+            value = getattr(self, name)
+            if value is None and omit_none:
+                continue
+            record[name] = encode(value)
+        return record
+
+    @property
+    def account_named(self) -> str | None:
+        """The account the event concerns, if it names one."""
+        value = getattr(self, "account", None)
+        return value if isinstance(value, str) else None
 
 
-def position_to_dict(position: Position) -> dict[str, Any]:
-    return {
-        "symbol": position.symbol,
-        "side": position.side.value,
-        "quantity": position.quantity,
-        "entry_notional": position.entry_notional,
-        "leverage": position.leverage,
-        "margin_mode": position.margin_mode.value,
-    }
+FieldCodec = tuple[str, bool, Callable[[Any], Any], Callable[[Any], Any]]
+_FIELDCODECS: dict[str, tuple[FieldCodec, ...]] = {}
 
 
-def position_from_dict(data: dict[str, Any]) -> Position:
-    return Position(
-        symbol=data["symbol"],
-        side=Side(data["side"]),
-        quantity=Decimal(data["quantity"]),
-        entry_notional=Decimal(data["entry_notional"]),
-        leverage=Decimal(data["leverage"]),
-        margin_mode=MarginMode(data["margin_mode"]),
+def _record_fields(cls: type[Event]) -> tuple[FieldCodec, ...]:
+    """(name, omitted when None, to record, from record) for each field of ``cls``."""
+    known = _FIELDCODECS.get(cls.__qualname__)
+    if known is not None:
+        return known
+    codecs = []
+    for item in dataclasses.fields(cls):
+        # the annotation as written (``from __future__ import annotations`` keeps it a string)
+        annotation = str(item.type)
+        if annotation not in CODECS:
+            raise InvariantViolation(f"{cls.__name__}.{item.name}: no codec for {annotation}")
+        encode, decode = CODECS[annotation]
+        codecs.append((item.name, bool(item.metadata.get("omit_none")), encode, decode))
+    _FIELDCODECS[cls.__qualname__] = tuple(codecs)
+    return _FIELDCODECS[cls.__qualname__]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountOpened(Event):
+    TYPE: ClassVar[str] = "AccountOpened"
+    account: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FundsDeposited(Event):
+    TYPE: ClassVar[str] = "FundsDeposited"
+    account: str
+    amount: Decimal
+    postings: tuple[Posting, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FundsWithdrawn(Event):
+    TYPE: ClassVar[str] = "FundsWithdrawn"
+    account: str
+    amount: Decimal
+    postings: tuple[Posting, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InsuranceFundSeeded(Event):
+    TYPE: ClassVar[str] = "InsuranceFundSeeded"
+    amount: Decimal
+    postings: tuple[Posting, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IsolatedMarginAdded(Event):
+    TYPE: ClassVar[str] = "IsolatedMarginAdded"
+    account: str
+    symbol: str
+    slot: str
+    amount: Decimal
+    postings: tuple[Posting, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IsolatedMarginRemoved(Event):
+    TYPE: ClassVar[str] = "IsolatedMarginRemoved"
+    account: str
+    symbol: str
+    slot: str
+    amount: Decimal
+    postings: tuple[Posting, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeverageChanged(Event):
+    TYPE: ClassVar[str] = "LeverageChanged"
+    account: str
+    symbol: str
+    leverage: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PositionLeverageChanged(Event):
+    TYPE: ClassVar[str] = "PositionLeverageChanged"
+    account: str
+    position: PositionChange
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarginModeChanged(Event):
+    TYPE: ClassVar[str] = "MarginModeChanged"
+    account: str
+    symbol: str
+    margin_mode: MarginMode
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PositionModeChanged(Event):
+    TYPE: ClassVar[str] = "PositionModeChanged"
+    account: str
+    position_mode: PositionMode
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderAccepted(Event):
+    """``order``: it rests (stored); ``accepted``: it fills at once and is never stored."""
+
+    TYPE: ClassVar[str] = "OrderAccepted"
+    account: str
+    order: Order | None = field(default=None, metadata=OMIT)
+    accepted: Order | None = field(default=None, metadata=OMIT)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderRepriced(Event):
+    TYPE: ClassVar[str] = "OrderRepriced"
+    account: str
+    order: Order | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderCancelled(Event):
+    TYPE: ClassVar[str] = "OrderCancelled"
+    account: str
+    order_id: str
+    reason: str
+    order_removed: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FillEvent(Event):
+    """A fill: a client's (``OrderFilled``), a liquidation's, a takeover's or ADL's."""
+
+    account: str
+    symbol: str
+    side: Side
+    slot: str
+    quantity: Decimal
+    price: Decimal
+    liquidity: str
+    fee: Decimal
+    realized_pnl: Decimal
+    position: PositionChange
+    postings: tuple[Posting, ...]
+    order_id: str | None = field(default=None, metadata=OMIT)
+    order: Order | None = field(default=None, metadata=OMIT)  # the rest of a partly filled order
+    order_removed: str | None = field(default=None, metadata=OMIT)
+    scope: ScopeId | None = field(default=None, metadata=OMIT)
+    partial: bool | None = field(default=None, metadata=OMIT)
+    against: str | None = field(default=None, metadata=OMIT)  # the ADL counterparty
+    taken_over_by: str | None = field(default=None, metadata=OMIT)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderFilled(FillEvent):
+    TYPE: ClassVar[str] = "OrderFilled"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PositionLiquidated(FillEvent):
+    TYPE: ClassVar[str] = "PositionLiquidated"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PositionAutoDeleveraged(FillEvent):
+    TYPE: ClassVar[str] = "PositionAutoDeleveraged"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarkPriceUpdated(Event):
+    TYPE: ClassVar[str] = "MarkPriceUpdated"
+    symbol: str
+    price: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FundingSettled(Event):
+    TYPE: ClassVar[str] = "FundingSettled"
+    symbol: str
+    rate: Decimal
+    mark: Decimal
+    payments: tuple[Payment, ...]
+    postings: tuple[Posting, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiquidationTriggered(Event):
+    TYPE: ClassVar[str] = "LiquidationTriggered"
+    account: str
+    scope: ScopeId
+    margin_balance: Decimal
+    maintenance_margin: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScopeBankrupt(Event):
+    """``prices``: ``"<symbol>:<slot>"`` -> that position's bankruptcy price."""
+
+    TYPE: ClassVar[str] = "ScopeBankrupt"
+    account: str
+    scope: ScopeId
+    deficit: Decimal
+    prices: dict[str, Decimal]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScopeMoney(Event):
+    """Money moved into or out of one scope's collateral (fees, the fund, bad debt)."""
+
+    account: str
+    scope: ScopeId
+    amount: Decimal
+    postings: tuple[Posting, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiquidationFeeCharged(ScopeMoney):
+    TYPE: ClassVar[str] = "LiquidationFeeCharged"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InsuranceFundPaid(ScopeMoney):
+    TYPE: ClassVar[str] = "InsuranceFundPaid"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InsuranceFundCollected(ScopeMoney):
+    TYPE: ClassVar[str] = "InsuranceFundCollected"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BadDebtRecorded(ScopeMoney):
+    TYPE: ClassVar[str] = "BadDebtRecorded"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarginCallIssued(Event):
+    TYPE: ClassVar[str] = "MarginCallIssued"
+    account: str
+    scope: ScopeId
+    margin_ratio: Decimal | None
+    threshold: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarginCallCleared(Event):
+    TYPE: ClassVar[str] = "MarginCallCleared"
+    account: str
+    scope: ScopeId
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.TYPE: cls
+    for cls in (
+        AccountOpened,
+        FundsDeposited,
+        FundsWithdrawn,
+        InsuranceFundSeeded,
+        IsolatedMarginAdded,
+        IsolatedMarginRemoved,
+        LeverageChanged,
+        PositionLeverageChanged,
+        MarginModeChanged,
+        PositionModeChanged,
+        OrderAccepted,
+        OrderRepriced,
+        OrderCancelled,
+        OrderFilled,
+        PositionLiquidated,
+        PositionAutoDeleveraged,
+        MarkPriceUpdated,
+        FundingSettled,
+        LiquidationTriggered,
+        ScopeBankrupt,
+        LiquidationFeeCharged,
+        InsuranceFundPaid,
+        InsuranceFundCollected,
+        BadDebtRecorded,
+        MarginCallIssued,
+        MarginCallCleared,
     )
-
-
-def order_to_dict(order: Order) -> dict[str, Any]:
-    return {
-        "order_id": order.order_id,
-        "account": order.account,
-        "symbol": order.symbol,
-        "side": order.side.value,
-        "position_side": order.position_side,
-        "order_type": order.order_type.value,
-        "quantity": order.quantity,
-        "price": order.price,
-        "reduce_only": order.reduce_only,
-        "reserved": order.reserved,
-    }
-
-
-def order_from_dict(data: dict[str, Any]) -> Order:
-    return Order(
-        order_id=data["order_id"],
-        account=data["account"],
-        symbol=data["symbol"],
-        side=Side(data["side"]),
-        position_side=data["position_side"],
-        order_type=OrderType(data["order_type"]),
-        quantity=Decimal(data["quantity"]),
-        price=None if data["price"] is None else Decimal(data["price"]),
-        reduce_only=bool(data["reduce_only"]),
-        reserved=Decimal(data["reserved"]),
-    )
-
-
-def _apply_postings(state: StateLike, postings: list[list[Any]]) -> None:
-    """Apply postings, replacing each touched account once (not once per posting)."""
-    wallets: dict[str, Decimal] = {}
-    isolated_moves: dict[str, dict[tuple[str, str], Decimal]] = {}
-    for ledger, raw_amount in postings:
-        amount = Decimal(raw_amount)
-        kind, _, rest = str(ledger).partition(":")
-        if kind == "wallet":
-            wallets[rest] = wallets.get(rest, ZERO) + amount
-        elif kind == "isolated":
-            account_id, symbol, slot = rest.split(":")
-            moves = isolated_moves.setdefault(account_id, {})
-            moves[(symbol, slot)] = moves.get((symbol, slot), ZERO) + amount
-        elif kind == "insurance_fund":
-            state.ledgers.insurance_fund += amount
-        elif kind == "fee_income":
-            state.ledgers.fee_income += amount
-        elif kind == "external":
-            state.ledgers.external[rest] = state.ledgers.external.get(rest, ZERO) + amount
-        else:
-            raise InvariantViolation(f"unknown ledger {ledger!r}")
-    for account_id in wallets.keys() | isolated_moves.keys():
-        account = state.accounts[account_id]
-        changes: dict[str, Any] = {}
-        if account_id in wallets:
-            changes["wallet"] = account.wallet + wallets[account_id]
-        if account_id in isolated_moves:
-            isolated = dict(account.isolated)
-            for key, amount in isolated_moves[account_id].items():
-                balance = isolated.get(key, ZERO) + amount
-                if balance == 0:
-                    isolated.pop(key, None)
-                else:
-                    isolated[key] = balance
-            changes["isolated"] = isolated
-        state.accounts[account_id] = dataclasses.replace(account, **changes)
-
-
-def _apply_position(state: StateLike, change: dict[str, Any]) -> None:
-    account_id, symbol, slot = change["account"], change["symbol"], change["slot"]
-    account: Account = state.accounts[account_id]
-    positions = dict(account.positions)
-    after = change["after"]
-    if after is None:
-        positions.pop((symbol, slot), None)
-    else:
-        positions[(symbol, slot)] = position_from_dict(after)
-    state.accounts[account_id] = dataclasses.replace(account, positions=positions)
-    if any(key[0] == symbol for key in positions):
-        state.holders.add(symbol, account_id)
-    else:
-        state.holders.discard(symbol, account_id)
-
-
-def _apply_order(state: StateLike, data: dict[str, Any]) -> None:
-    order = order_from_dict(data)
-    account = state.accounts[order.account]
-    orders = dict(account.orders)
-    orders[order.order_id] = order
-    state.accounts[order.account] = dataclasses.replace(account, orders=orders)
-    state.order_ids[order.order_id] = order.account
-
-
-def _remove_order(state: StateLike, order_id: str) -> None:
-    account_id = state.order_ids[order_id]
-    account = state.accounts[account_id]
-    orders = dict(account.orders)
-    orders.pop(order_id, None)
-    state.accounts[account_id] = dataclasses.replace(account, orders=orders)
-    mapping_delete(state.order_ids, order_id)
-
-
-def _account_opened(state: StateLike, event: Event) -> None:
-    state.accounts[event["account"]] = Account(account_id=event["account"])
-
-
-def _leverage_changed(state: StateLike, event: Event) -> None:
-    account = state.accounts[event["account"]]
-    leverage = {**account.leverage, event["symbol"]: Decimal(event["leverage"])}
-    state.accounts[event["account"]] = dataclasses.replace(account, leverage=leverage)
-
-
-def _margin_mode_changed(state: StateLike, event: Event) -> None:
-    account = state.accounts[event["account"]]
-    modes = {**account.margin_mode, event["symbol"]: MarginMode(event["margin_mode"])}
-    state.accounts[event["account"]] = dataclasses.replace(account, margin_mode=modes)
-
-
-def _position_mode_changed(state: StateLike, event: Event) -> None:
-    account = state.accounts[event["account"]]
-    mode = PositionMode(event["position_mode"])
-    state.accounts[event["account"]] = dataclasses.replace(account, position_mode=mode)
-
-
-def _mark_updated(state: StateLike, event: Event) -> None:
-    state.marks[event["symbol"]] = Decimal(event["price"])
-
-
-def _margin_call(state: StateLike, event: Event) -> None:
-    account = state.accounts[event["account"]]
-    scopes = set(account.margin_calls)
-    if event["type"] == "MarginCallIssued":
-        scopes.add(event["scope"])
-    else:
-        scopes.discard(event["scope"])
-    state.accounts[event["account"]] = dataclasses.replace(account, margin_calls=frozenset(scopes))
-    if scopes:
-        state.holders.add(CALLED, event["account"])
-    else:
-        state.holders.discard(CALLED, event["account"])
-
-
-SPECIFIC: dict[str, Callable[[StateLike, Event], None]] = {
-    "AccountOpened": _account_opened,
-    "LeverageChanged": _leverage_changed,
-    "MarginModeChanged": _margin_mode_changed,
-    "PositionModeChanged": _position_mode_changed,
-    "MarkPriceUpdated": _mark_updated,
-    "MarginCallIssued": _margin_call,
-    "MarginCallCleared": _margin_call,
 }
 
 
-def evolve(state: StateLike, event: Event) -> None:
-    """Fold ``event`` into ``state`` (a live state or a draft)."""
-    handler = SPECIFIC.get(event["type"])
-    if handler is not None:
-        handler(state, event)
-    postings = event.get("postings") or []
-    total = sum((Decimal(amount) for _, amount in postings), ZERO)
-    if total != 0:
-        raise InvariantViolation(f"{event['type']} postings sum to {total}, not zero")
-    if "order_removed" in event:
-        _remove_order(state, event["order_removed"])
-    if "order" in event:
-        _apply_order(state, event["order"])
-    if "position" in event:
-        _apply_position(state, event["position"])
-    if postings:
-        _apply_postings(state, postings)
-    state.sequence += 1
+def from_record(record: Mapping[str, Any]) -> Event:
+    """The event a log record holds; InvariantViolation for an unknown type or a bad field."""
+    kind = record.get("type")
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise InvariantViolation(f"unknown event type {kind!r}")
+    values: dict[str, Any] = {}
+    for name, omit_none, _, decode in _record_fields(cls):
+        if name not in record:
+            if omit_none:
+                continue
+            raise InvariantViolation(f"{kind} record has no {name!r}")
+        values[name] = decode(record[name])
+    return cls(**values)

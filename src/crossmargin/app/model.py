@@ -10,14 +10,17 @@ event carrying postings that sum to zero:
   wallet:<account>                         cross wallet
   isolated:<account>:<symbol>:<side>       an isolated position's margin
   insurance_fund, fee_income
-  external:deposits, external:trading, external:funding   money crossing the engine's boundary
-So "all wallets + insurance fund + fee income + external flows = 0" holds after every event.
+  bad_debt                                 the venue's unrecovered losses (only ever negative)
+  external:deposits, external:trading, external:funding, external:insurance
+                                           money crossing the engine's boundary
+So "all wallets + isolated margins + insurance fund + fee income + bad debt + external flows = 0"
+holds after every event.
 """
 
 from __future__ import annotations
 
 from collections import ChainMap
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
@@ -59,6 +62,7 @@ class Reason(Enum):
     NO_MARK_PRICE = "NO_MARK_PRICE"
     FILL_EXCEEDS_ORDER = "FILL_EXCEEDS_ORDER"
     EXTERNAL_MATCHING_ONLY = "EXTERNAL_MATCHING_ONLY"
+    FILL_PRICE_BEYOND_LIMIT = "FILL_PRICE_BEYOND_LIMIT"
 
 
 class OrderType(Enum):
@@ -111,6 +115,7 @@ class Ledgers:
 
     insurance_fund: Decimal = ZERO
     fee_income: Decimal = ZERO
+    bad_debt: Decimal = ZERO
     external: dict[str, Decimal] = field(default_factory=dict)
 
 
@@ -167,6 +172,11 @@ class MembershipDraft:
 CALLED = "margin-called"  # key of the index of accounts with an open margin call
 
 
+def resting_key(symbol: str) -> str:
+    """Key of the index of accounts with open orders on ``symbol``."""
+    return f"orders:{symbol}"
+
+
 class EngineState:
     """The live projection. Mutated only by ``evolve`` (through a committed :class:`Draft`)."""
 
@@ -176,8 +186,9 @@ class EngineState:
         self.accounts: MutableMapping[str, Account] = {}
         self.marks: MutableMapping[str, Decimal] = {}
         self.ledgers = Ledgers()
-        self.order_ids: MutableMapping[str, str] = {}  # order id -> account
-        self.holders = MembershipIndex()  # symbol -> accounts with a position; CALLED -> accounts
+        # symbol -> accounts with a position; CALLED -> accounts with an open margin call;
+        # resting_key(symbol) -> accounts with an open order on the symbol
+        self.holders = MembershipIndex()
         self.sequence = 0  # events applied
         self.screen: LiquidationScreen | None = None  # float pre-screen, kept by the writer
         self.screen_dirty: set[str] = set()  # accounts changed since the screen last saw them
@@ -195,49 +206,20 @@ class Draft:
         self.instruments = base.instruments
         self.accounts: MutableMapping[str, Account] = ChainMap({}, base.accounts)
         self.marks: MutableMapping[str, Decimal] = ChainMap({}, base.marks)
-        self.order_ids: MutableMapping[str, str] = ChainMap({}, base.order_ids)
         self.holders = MembershipDraft(base.holders)
         self.ledgers = Ledgers(
             insurance_fund=base.ledgers.insurance_fund,
             fee_income=base.ledgers.fee_income,
+            bad_debt=base.ledgers.bad_debt,
             external=dict(base.ledgers.external),
         )
         self.sequence = base.sequence
 
     def commit(self) -> None:
         base = self.base
-        for mine, theirs in (
-            (self.accounts, base.accounts),
-            (self.marks, base.marks),
-            (self.order_ids, base.order_ids),
-        ):
+        for mine, theirs in ((self.accounts, base.accounts), (self.marks, base.marks)):
             if isinstance(mine, ChainMap):
-                for key, value in mine.maps[0].items():
-                    if value is _DELETED:
-                        theirs.pop(key, None)
-                    else:
-                        theirs[key] = value
+                theirs.update(mine.maps[0])
         self.holders.commit()
         base.ledgers = self.ledgers
         base.sequence = self.sequence
-
-
-class _Deleted:
-    pass
-
-
-_DELETED: object = _Deleted()
-
-
-def mapping_delete(mapping: MutableMapping[str, object], key: str) -> None:
-    """Delete ``key`` from a state dict or a draft overlay (a tombstone in the overlay)."""
-    if isinstance(mapping, ChainMap):
-        mapping.maps[0][key] = _DELETED
-    else:
-        mapping.pop(key, None)
-
-
-def live_items(mapping: MutableMapping[str, object]) -> Iterator[tuple[str, object]]:
-    for key, value in mapping.items():
-        if value is not _DELETED:
-            yield key, value

@@ -10,23 +10,22 @@ reaches the screen through :mod:`crossmargin.batch.convert`, the one place that 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
+from crossmargin.app.events import Event
 from crossmargin.app.model import EngineState
 from crossmargin.batch.convert import decimal_to_float, position_floats
 from crossmargin.batch.screen import LiquidationScreen
 from crossmargin.core.numbers import ZERO
 
 
-def touched_accounts(events: Iterable[dict[str, Any]]) -> set[str]:
+def touched_accounts(events: Iterable[Event]) -> set[str]:
     accounts: set[str] = set()
     for event in events:
-        if "account" in event:
-            accounts.add(str(event["account"]))
-        for ledger, _ in event.get("postings") or ():
-            kind, _, rest = str(ledger).partition(":")
-            if kind in ("wallet", "isolated"):
-                accounts.add(rest.split(":")[0])
+        if event.account_named is not None:
+            accounts.add(event.account_named)
+        for posting in getattr(event, "postings", ()):
+            if posting.ledger.account:
+                accounts.add(posting.ledger.account)
     return accounts
 
 

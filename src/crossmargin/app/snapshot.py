@@ -7,16 +7,17 @@ marks, the insurance fund, fee income and external flows. Replaying the log must
 
 from __future__ import annotations
 
+import decimal
 from decimal import Decimal
 from typing import Any
 
-from crossmargin.app.events import (
+from crossmargin.app.model import CALLED, Account, EngineState, Ledgers, resting_key
+from crossmargin.app.records import (
     order_from_dict,
     order_to_dict,
     position_from_dict,
     position_to_dict,
 )
-from crossmargin.app.model import CALLED, Account, EngineState, Ledgers
 from crossmargin.core.position import MarginMode, PositionMode
 
 
@@ -51,6 +52,7 @@ def state_to_data(state: EngineState) -> dict[str, Any]:
         "marks": dict(sorted(state.marks.items())),
         "insurance_fund": state.ledgers.insurance_fund,
         "fee_income": state.ledgers.fee_income,
+        "bad_debt": state.ledgers.bad_debt,
         "external": dict(sorted(state.ledgers.external.items())),
     }
 
@@ -71,8 +73,8 @@ def state_from_data(state: EngineState, data: dict[str, Any]) -> None:
             orders=orders,
             margin_calls=frozenset(raw["margin_calls"]),
         )
-        for order_id in orders:
-            state.order_ids[order_id] = account_id
+        for order in orders.values():
+            state.holders.add(resting_key(order.symbol), account_id)
         for symbol, _ in positions:
             state.holders.add(symbol, account_id)
         if raw["margin_calls"]:
@@ -81,15 +83,19 @@ def state_from_data(state: EngineState, data: dict[str, Any]) -> None:
     state.ledgers = Ledgers(
         insurance_fund=Decimal(data["insurance_fund"]),
         fee_income=Decimal(data["fee_income"]),
+        bad_debt=Decimal(data.get("bad_debt", 0)),
         external={k: Decimal(v) for k, v in data["external"].items()},
     )
     state.sequence = int(data["sequence"])
 
 
 def money_total(state: EngineState) -> Decimal:
-    """All wallets + isolated margins + insurance fund + fee income + external flows (must be 0)."""
-    total = state.ledgers.insurance_fund + state.ledgers.fee_income
-    total += sum(state.ledgers.external.values(), Decimal(0))
-    for account in state.accounts.values():
-        total += account.wallet + sum(account.isolated.values(), Decimal(0))
-    return total
+    """All wallets + isolated margins + insurance fund + fee income + bad debt + external flows
+    (must be exactly 0; summed without rounding)."""
+    with decimal.localcontext(decimal.Context(prec=60)):
+        ledgers = state.ledgers
+        total = ledgers.insurance_fund + ledgers.fee_income + ledgers.bad_debt
+        total += sum(ledgers.external.values(), Decimal(0))
+        for account in state.accounts.values():
+            total += account.wallet + sum(account.isolated.values(), Decimal(0))
+        return total

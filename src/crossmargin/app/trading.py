@@ -1,27 +1,42 @@
 """Booking a fill: position after, realized PnL, fees, isolated margin moves, as one event.
 
-Units and rounding:
-  closed entry notional = entry_notional * closed / quantity   (exact to 28 digits)
-  realized PnL          = s * (closed * price - closed entry notional), rounded down
-                          (``round_balance_delta``: the trader never gets the dust)
-  fee                   = quantity * price * fee rate, rounded up (``round_requirement``)
-  isolated margin in    = opened * price / leverage, rounded up, from the cross wallet
-  isolated margin out   = on reduction, the closed fraction of the isolated margin (after the
-                          realized PnL was booked into it); everything on a full close
-A fill larger than an opposite one-way position closes it and opens the rest on the other side
-(a flip) inside the same event.
+The position arithmetic is core.fills.apply_fill (closed / opened parts, realized PnL rounded
+down). This module moves the money:
+
+  fees                  closed * price * rate and opened * price * rate, each rounded up
+                        (``round_requirement``); the event's ``fee`` is their sum
+  cross                 realized PnL and both fees: the cross wallet
+  isolated, closing     a full close releases the slot's margin plus the realized PnL minus the
+                        closing fee to the wallet when that is not negative (a negative
+                        remainder stays in the slot, for the insurance fund or bad debt to
+                        settle: an isolated loss never reaches the cross wallet); a partial close
+                        releases its share of the margin (rounded down) plus its realized PnL
+                        minus its fee, when positive, and leaves the rest with the remaining
+                        position. A partial liquidation and every close of a bankrupt scope
+                        release nothing (``keep_margin``): the margin stays in the scope.
+  isolated, opening     opened * price / leverage (rounded up) moves from the wallet to the slot;
+                        the opening fee is paid from the wallet, so the position starts with
+                        exactly its initial margin.
+  fund takeover         (``market_price`` set) the insurance fund takes the position over at the
+                        fill price: the market pays what a close at ``market_price`` would
+                        realize, the fund pays the rest.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-from crossmargin.app.events import Event, StateLike, order_to_dict, position_to_dict
+from crossmargin.app.events import FillEvent, OrderFilled
+from crossmargin.app.evolve import StateLike
+from crossmargin.app.ledgers import FEE_INCOME, INSURANCE_FUND, TRADING, Ledger, Posting, postings
 from crossmargin.app.model import BOTH, Account, Order
+from crossmargin.app.records import PositionChange
+from crossmargin.core.fills import apply_fill
 from crossmargin.core.numbers import ZERO, round_balance_delta, round_requirement
-from crossmargin.core.position import MarginMode, Position, Side
+from crossmargin.core.position import PositionMode, Side
+from crossmargin.core.scope import ScopeId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,149 +50,108 @@ class Fill:
     fee_rate: Decimal
     liquidity: str  # "maker" | "taker" | "liquidation" | "adl"
     order: Order | None = None
-    event_type: str = "OrderFilled"
-    counterparty: str = "external:trading"
-    release_isolated: bool = True  # False for a partial liquidation: margin stays in the scope
+    event_type: type[FillEvent] = OrderFilled
+    keep_margin: bool = False  # partial liquidation, bankrupt scope: isolated margin stays put
+    market_price: Decimal | None = None  # a fund takeover: the fund pays the gap to this price
+    # what the event says about a forced close
+    scope: ScopeId | None = None
+    partial: bool | None = None
+    against: str | None = None
+    taken_over_by: str | None = None
 
 
-def wallet(account_id: str) -> str:
-    return f"wallet:{account_id}"
-
-
-def isolated(account_id: str, symbol: str, slot: str) -> str:
-    return f"isolated:{account_id}:{symbol}:{slot}"
-
-
-def book_fill(state: StateLike, fill: Fill, extra: dict[str, Any] | None = None) -> Event:
+def book_fill(state: StateLike, fill: Fill) -> FillEvent:
     """The event for ``fill`` against the current state of its account."""
     account: Account = state.accounts[fill.account]
     key = (fill.symbol, fill.slot)
     position = account.positions.get(key)
-    mode = position.margin_mode if position is not None else account.mode_for(fill.symbol)
-    leverage = account.leverage_for(fill.symbol)
-    postings: list[list[Any]] = []
-    iso_ledger = isolated(fill.account, fill.symbol, fill.slot)
-    iso_balance = account.isolated.get(key, ZERO)
-
-    closed = ZERO
-    realized = ZERO
-    opened = fill.quantity
-    after: Position | None = position
-    if position is not None and position.side is not fill.side:
-        closed = min(fill.quantity, position.quantity)
-        opened = fill.quantity - closed
-        closed_entry = position.entry_notional * closed / position.quantity
-        realized = round_balance_delta(position.side.sign * (closed * fill.price - closed_entry))
-        remaining = position.quantity - closed
-        after = (
-            None
-            if remaining == 0
-            else Position(
-                symbol=position.symbol,
-                side=position.side,
-                quantity=remaining,
-                entry_notional=position.entry_notional - closed_entry,
-                leverage=position.leverage,
-                margin_mode=position.margin_mode,
-            )
-        )
-        scope = iso_ledger if mode is MarginMode.ISOLATED else wallet(fill.account)
-        if realized != 0:
-            postings += [[scope, realized], [fill.counterparty, -realized]]
-        if mode is MarginMode.ISOLATED:
-            iso_after_pnl = iso_balance + realized
-            if after is None:
-                # A forced close keeps a deficit inside the isolated ledger, for the insurance
-                # fund (or bad debt) to settle: isolated losses never reach the cross wallet.
-                forced = fill.liquidity in ("liquidation", "adl")
-                release = max(ZERO, iso_after_pnl) if forced else iso_after_pnl
-            elif fill.release_isolated:
-                release = round_balance_delta(iso_after_pnl * closed / position.quantity)
-            else:
-                release = ZERO
-            if release != 0:
-                postings += [[iso_ledger, -release], [wallet(fill.account), release]]
-            iso_balance = iso_after_pnl - release
-    if opened > 0:
-        if after is None:
-            after = Position(
-                symbol=fill.symbol,
-                side=fill.side,
-                quantity=opened,
-                entry_notional=opened * fill.price,
-                leverage=leverage,
-                margin_mode=mode,
-            )
+    result = apply_fill(
+        position,
+        fill.symbol,
+        fill.side,
+        fill.quantity,
+        fill.price,
+        leverage=account.leverage_for(fill.symbol),
+        margin_mode=account.mode_for(fill.symbol),
+    )
+    wallet = Ledger.wallet(fill.account)
+    slot = Ledger.isolated(fill.account, fill.symbol, fill.slot)
+    moves: list[Posting] = []
+    fee_close = round_requirement(result.closed * fill.price * fill.fee_rate)
+    fee_open = round_requirement(result.opened * fill.price * fill.fee_rate)
+    wallet_fee = fee_open
+    if position is not None and result.closed > 0:
+        collateral = slot if position.is_isolated else wallet
+        realized = result.realized
+        if fill.market_price is None:
+            moves += postings((collateral, realized), (TRADING, -realized))
         else:
-            after = Position(
-                symbol=after.symbol,
-                side=after.side,
-                quantity=after.quantity + opened,
-                entry_notional=after.entry_notional + opened * fill.price,
-                leverage=after.leverage,
-                margin_mode=after.margin_mode,
+            sign = position.side.sign
+            at_market = round_balance_delta(
+                sign * (result.closed * fill.market_price - result.closed_entry)
             )
-        if mode is MarginMode.ISOLATED:
-            margin = round_requirement(opened * fill.price / leverage)
-            postings += [[wallet(fill.account), -margin], [iso_ledger, margin]]
-            iso_balance += margin
-    fee = round_requirement(fill.quantity * fill.price * fill.fee_rate)
-    if fee > 0:
-        payer = (
-            iso_ledger
-            if mode is MarginMode.ISOLATED and after is not None
-            else wallet(fill.account)
-        )
-        postings += [[payer, -fee], ["fee_income", fee]]
-    event: Event = {
-        "type": fill.event_type,
-        "account": fill.account,
-        "symbol": fill.symbol,
-        "side": fill.side.value,
-        "slot": fill.slot,
-        "quantity": fill.quantity,
-        "price": fill.price,
-        "liquidity": fill.liquidity,
-        "fee": fee,
-        "realized_pnl": realized,
-        "position": {
-            "account": fill.account,
-            "symbol": fill.symbol,
-            "slot": fill.slot,
-            "after": None if after is None else position_to_dict(after),
-        },
-        "postings": postings,
-    }
-    if fill.order is not None:
-        event["order_id"] = fill.order.order_id
-        left = fill.order.quantity - fill.quantity
-        if left > 0:
-            share = fill.order.reserved * left / fill.order.quantity
-            event["order"] = order_to_dict(
-                Order(
-                    order_id=fill.order.order_id,
-                    account=fill.order.account,
-                    symbol=fill.order.symbol,
-                    side=fill.order.side,
-                    position_side=fill.order.position_side,
-                    order_type=fill.order.order_type,
-                    quantity=left,
-                    price=fill.order.price,
-                    reduce_only=fill.order.reduce_only,
-                    reserved=round_requirement(share),
+            moves += postings(
+                (collateral, realized),
+                (TRADING, -at_market),
+                (INSURANCE_FUND, at_market - realized),
+            )
+        if not position.is_isolated:
+            wallet_fee += fee_close
+        else:
+            moves += postings((slot, -fee_close), (FEE_INCOME, fee_close))
+            if not fill.keep_margin:
+                margin = account.isolated.get(key, ZERO)
+                share = (
+                    margin
+                    if result.after is None or result.after.side is not position.side
+                    else round_balance_delta(margin * result.closed / position.quantity)
                 )
-            )
-        elif fill.order.order_id in account.orders:
-            event["order_removed"] = fill.order.order_id
-    if extra:
-        event.update(extra)
-    return event
+                release = max(ZERO, share + realized - fee_close)
+                moves += postings((slot, -release), (wallet, release))
+    after = result.after
+    if result.opened > 0 and after is not None and after.is_isolated:
+        margin_in = round_requirement(result.opened * fill.price / after.leverage)
+        moves += postings((wallet, -margin_in), (slot, margin_in))
+    moves += postings((wallet, -wallet_fee), (FEE_INCOME, wallet_fee))
+    order_rest, order_removed = _order_after(fill, account)
+    return fill.event_type(
+        account=fill.account,
+        symbol=fill.symbol,
+        side=fill.side,
+        slot=fill.slot,
+        quantity=fill.quantity,
+        price=fill.price,
+        liquidity=fill.liquidity,
+        fee=fee_close + fee_open,
+        realized_pnl=result.realized,
+        position=PositionChange(
+            account=fill.account, symbol=fill.symbol, slot=fill.slot, after=after
+        ),
+        postings=tuple(moves),
+        order_id=None if fill.order is None else fill.order.order_id,
+        order=order_rest,
+        order_removed=order_removed,
+        scope=fill.scope,
+        partial=fill.partial,
+        against=fill.against,
+        taken_over_by=fill.taken_over_by,
+    )
+
+
+def _order_after(fill: Fill, account: Account) -> tuple[Order | None, str | None]:
+    """The rest of a partly filled order (its reservation pro rata), or the id to drop."""
+    order = fill.order
+    if order is None:
+        return None, None
+    left = order.quantity - fill.quantity
+    if left > 0:
+        share = round_requirement(order.reserved * left / order.quantity)
+        return dataclasses.replace(order, quantity=left, reserved=share), None
+    return None, order.order_id if order.order_id in account.orders else None
 
 
 def slot_for(account: Account, side: Side, position_side: str | None) -> str:
     """The position slot an order trades: BOTH in one-way mode, the named side in hedge mode."""
-    from crossmargin.core.position import PositionMode
-
     if account.position_mode is PositionMode.ONE_WAY:
         return BOTH
     return position_side if position_side is not None else side.value

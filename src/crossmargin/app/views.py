@@ -9,18 +9,47 @@ from __future__ import annotations
 import dataclasses
 from decimal import Decimal
 
-from crossmargin.app.events import StateLike
+from crossmargin.app.evolve import StateLike
 from crossmargin.app.model import Account
 from crossmargin.core.numbers import ZERO
 from crossmargin.core.position import Position
-from crossmargin.core.risk import Book, Risk, is_liquidatable, margin_ratio, total_risk
+from crossmargin.core.risk import Book, Risk, Scope, scopes, total_risk
+from crossmargin.core.scope import CROSS, ScopeId
+
+Key = tuple[str, str]  # (symbol, slot)
 
 
-def slot_key(position: Position, account: Account) -> tuple[str, str]:
-    for key, held in account.positions.items():
-        if held is position or (key[0] == position.symbol and held.side is position.side):
-            return key
-    raise KeyError(position.symbol)
+def scope_ids(account: Account) -> list[ScopeId]:
+    """The account's scopes in examination order: cross, then isolated slots by (symbol, slot);
+    a slot or wallet without positions is listed while it holds negative collateral."""
+    ids = []
+    if account.wallet < 0 or any(not p.is_isolated for p in account.positions.values()):
+        ids.append(CROSS)
+    slots = {k for k, p in account.positions.items() if p.is_isolated} | {
+        k for k, margin in account.isolated.items() if margin != 0
+    }
+    ids += [ScopeId.isolated(*key) for key in sorted(slots)]
+    return ids
+
+
+def account_scopes(state: StateLike, account: Account) -> list[Scope]:
+    """Every scope of ``account`` (core.risk.scopes of its book, plus a wallet or slot left
+    without positions and below zero), in examination order."""
+    found = {scope.id: scope for scope in scopes(book_for(state, account))}
+    return [found.get(scope_id) or _emptied(account, scope_id) for scope_id in scope_ids(account)]
+
+
+def scope_state(state: StateLike, account: Account, scope_id: ScopeId) -> Scope:
+    """One scope of ``account`` now (empty of positions when only its collateral is left)."""
+    for scope in scopes(book_for(state, account)):
+        if scope.id == scope_id:
+            return scope
+    return _emptied(account, scope_id)
+
+
+def _emptied(account: Account, scope_id: ScopeId) -> Scope:
+    collateral = account.wallet if scope_id.is_cross else account.isolated.get(scope_id.key, ZERO)
+    return Scope(id=scope_id, collateral=collateral, positions=(), keys=(), risk=Risk())
 
 
 def positions_with_margin(account: Account) -> tuple[Position, ...]:
@@ -58,40 +87,3 @@ def free_margin(state: StateLike, account: Account) -> Decimal:
     risk = cross_risk(state, account)
     balance = account.wallet + risk.unrealized_pnl
     return min(account.wallet, balance) - risk.initial_margin - account.reserved()
-
-
-def scopes_at_risk(
-    state: StateLike, account: Account
-) -> list[tuple[str, Decimal, Risk, Decimal | None, bool]]:
-    """Every scope of ``account``: (scope, collateral, risk, margin ratio, liquidatable).
-
-    Scope names: ``cross`` or ``isolated:<symbol>:<slot>``.
-    """
-    book = book_for(state, account)
-    result = []
-    cross = total_risk(book, book.cross_positions())
-    if cross.notional > 0:
-        result.append(
-            (
-                "cross",
-                account.wallet,
-                cross,
-                margin_ratio(account.wallet, cross),
-                is_liquidatable(account.wallet, cross),
-            )
-        )
-    for key, position in account.positions.items():
-        if not position.is_isolated:
-            continue
-        collateral = account.isolated.get(key, ZERO)
-        risk = total_risk(book, [dataclasses.replace(position, isolated_margin=collateral)])
-        result.append(
-            (
-                f"isolated:{key[0]}:{key[1]}",
-                collateral,
-                risk,
-                margin_ratio(collateral, risk),
-                is_liquidatable(collateral, risk),
-            )
-        )
-    return result

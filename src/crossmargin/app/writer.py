@@ -5,10 +5,13 @@
   are the drafts committed to memory and the results returned. Nothing is acknowledged before it
   is durable. If the append fails, memory is untouched (drafts are dropped) and StorageError
   propagates.
-* Idempotency: each command's ``command_id`` is its key. A repeated id returns the first result
-  and applies nothing. Loading reads every entry's id and result (events only after the
-  snapshot), so the check is a dictionary lookup; the store's unique index on the id is the
-  backstop (a duplicate that slipped through would fail the append, not apply twice).
+* Idempotency, per principal: a command's key is ``<principal>/<command_id>``, the principal being
+  who sent it (``operator``, ``feed`` or ``account:<id>``; see :func:`log_key`). A repeated key
+  returns the first result and applies nothing; the same id from another principal is another
+  command, so no principal can pre-empt, block or read another's command. A command refused by
+  validation (INVALID_COMMAND) is answered but not logged: its id stays free for the corrected
+  retry. Loading reads every entry's key and result (events only after the snapshot), so the check
+  is a dictionary lookup; the store's unique index on the key is the backstop.
 * The first entry of a log is ``genesis``: the engine's configuration (venue, symbols, matching),
   so a restart cannot silently change the rules the log was written under.
 * Snapshots (state JSON + state hash) are written every ``snapshot_every`` entries; loading starts
@@ -21,18 +24,46 @@ from collections.abc import Sequence
 from typing import Any
 
 from crossmargin.app import screening
-from crossmargin.app.decide import Outcome, decide
-from crossmargin.app.events import evolve
+from crossmargin.app.commands import Command
+from crossmargin.app.decide import decide
+from crossmargin.app.evolve import apply_record
 from crossmargin.app.model import EngineState
 from crossmargin.app.snapshot import state_from_data, state_to_data
 from crossmargin.core.errors import InvalidInput, InvariantViolation
+from crossmargin.core.ids import is_id
 from crossmargin.core.instrument import Instrument
 from crossmargin.core.venues import venue
-from crossmargin.ledger.codec import canonical_json, decode, encode_record, state_hash, text_hash
-from crossmargin.ledger.store import MAX_COMMAND_ID_LENGTH, EventStore
+from crossmargin.ledger.codec import canonical_json, decode, state_hash, text_hash
+from crossmargin.ledger.store import EventStore
 
 GENESIS_ID = "genesis"
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "DOGEUSDT", "LINKUSDT", "AVAXUSDT")
+OPERATOR = "operator"
+FEED = "feed"
+ACCOUNT_PRINCIPAL = "account:"
+
+
+def account_principal(account_id: str) -> str:
+    """The principal of ``account_id``'s own key."""
+    return ACCOUNT_PRINCIPAL + account_id
+
+
+def check_principal(principal: str) -> str:
+    if principal in (OPERATOR, FEED):
+        return principal
+    if principal.startswith(ACCOUNT_PRINCIPAL) and is_id(principal[len(ACCOUNT_PRINCIPAL) :]):
+        return principal
+    raise InvalidInput("principal", f"{principal!a} is not operator, feed or account:<id>")
+
+
+def log_key(principal: str, command_id: str) -> str:
+    """The idempotency key under which a command is logged: ids are unique per principal."""
+    return f"{principal}/{command_id}"
+
+
+def _loaded_key(stored: str) -> str:
+    # logs written before keys were namespaced hold bare ids: they were the operator's
+    return stored if "/" in stored or stored == GENESIS_ID else log_key(OPERATOR, stored)
 
 
 def build_state(config: dict[str, Any]) -> EngineState:
@@ -44,17 +75,6 @@ def build_state(config: dict[str, Any]) -> EngineState:
             raise InvalidInput("symbols", f"{symbol!r} is not in the {rules.name} table")
         instruments[str(symbol)] = instrument
     return EngineState(rules, instruments)
-
-
-def _recordable(command: object) -> object:
-    """A rejected command as it can be logged: itself, or (when the codec cannot store it, e.g.
-    a key starting with ``$``) its ``repr``, so that a malformed command cannot fail the append
-    and take the engine down with it. Accepted commands passed validation and always encode."""
-    try:
-        encode_record(command)
-    except InvalidInput:
-        return {"unrecordable": repr(command)[:2000]}
-    return command
 
 
 class Engine:
@@ -101,60 +121,71 @@ class Engine:
             after = snapshot.seq
         for entry in self.store.read(0):
             # Every id's first result stays in memory, so a new command needs no store lookup.
-            self.results[entry.command_id] = dict(entry.result)
+            self.results[_loaded_key(entry.command_id)] = dict(entry.result)
             if entry.seq <= after:
                 continue
             for event in entry.events:
                 if not isinstance(event, dict):
                     raise InvariantViolation(f"entry {entry.seq} holds a non-object event")
-                evolve(self.state, event)
+                apply_record(self.state, event)
             self.last_seq = entry.seq
         self.last_seq = max(self.last_seq, after)
         screening.rebuild(self.state)
 
-    def execute(self, command: dict[str, Any]) -> dict[str, Any]:
-        return self.execute_batch([command])[0]
+    def execute(self, command: object, principal: str = OPERATOR) -> dict[str, Any]:
+        return self.execute_batch([command], [principal])[0]
 
-    def execute_batch(self, commands: Sequence[object]) -> list[dict[str, Any]]:
-        """Decide each command in order, append all of them in one transaction, then answer."""
+    def execute_batch(
+        self, commands: Sequence[object], principals: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Decide each command in order, append all of them in one transaction, then answer.
+
+        ``principals[i]`` sent ``commands[i]`` (default: the operator)."""
+        if principals is None:
+            principals = [OPERATOR] * len(commands)
+        elif len(principals) != len(commands):
+            raise InvalidInput("principals", "one principal per command is required")
         results: list[dict[str, Any]] = []
         pending: list[tuple[str, Any, dict[str, Any], list[Any]]] = []
-        outcomes: list[Outcome] = []
         seen_here: dict[str, dict[str, Any]] = {}
-        for command in commands:
-            command_id = command.get("command_id") if isinstance(command, dict) else None
-            if isinstance(command_id, str) and command_id:
-                earlier = seen_here.get(command_id) or self._first_result(command_id)
+        for command, principal in zip(commands, principals, strict=True):
+            check_principal(principal)
+            command_id = (
+                command.command_id
+                if isinstance(command, Command)
+                else command.get("command_id")
+                if isinstance(command, dict)
+                else None
+            )
+            key = log_key(principal, command_id) if is_id(command_id) else None
+            if key is not None:
+                earlier = seen_here.get(key) or self.results.get(key)
                 if earlier is not None:
                     results.append({**earlier, "duplicate": True})
                     continue
             outcome = decide(self.state, command, matching=self.matching)
-            if not isinstance(command_id, str) or not 0 < len(command_id) <= MAX_COMMAND_ID_LENGTH:
-                results.append(outcome.result)  # malformed beyond recording: not logged
-                continue
+            results.append(outcome.result)
+            if key is None or outcome.result.get("reason") == "INVALID_COMMAND":
+                continue  # refused by validation: not logged, the id stays free
             if outcome.draft is not None:
                 outcome.draft.commit()  # later commands of the batch see this one
                 # the screen is brought up to date lazily, at the next mark tick
                 self.state.screen_dirty |= screening.touched_accounts(outcome.events)
-            outcomes.append(outcome)
-            logged = command if outcome.draft is not None else _recordable(command)
-            pending.append((command_id, logged, outcome.result, outcome.events))
-            seen_here[command_id] = outcome.result
-            results.append(outcome.result)
+            records = [event.to_record() for event in outcome.events]
+            logged = command.to_record() if isinstance(command, Command) else command
+            pending.append((key, logged, outcome.result, records))
+            seen_here[key] = outcome.result
         if pending:
             try:
                 seqs = self.store.append_batch(pending)
             except Exception:
                 self._reload()
                 raise
-            for (command_id, _, result, _), seq in zip(pending, seqs, strict=True):
-                self.results[command_id] = result
+            for (key, _, result, _), seq in zip(pending, seqs, strict=True):
+                self.results[key] = result
                 self.last_seq = seq
             self._maybe_snapshot(len(pending))
         return results
-
-    def _first_result(self, command_id: str) -> dict[str, Any] | None:
-        return self.results.get(command_id)
 
     def _reload(self) -> None:
         """Memory ran ahead of a failed append: rebuild it from the log."""

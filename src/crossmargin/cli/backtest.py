@@ -1,8 +1,13 @@
-"""``crossmargin backtest SPEC``: run a book through the engine over candles, print a summary,
-write the report; ``--sweep`` adds a survival-versus-leverage (or allocation) sweep.
+"""``crossmargin backtest [SPEC]``: run a book through the engine over candles, print a summary,
+write the report; ``--sweep`` adds a survival-versus-leverage (or allocation) sweep. Without a
+SPEC the book is the worked example (``sim.demo.backtest_spec``).
 
 Data: ``--episode NAME`` (a bundled crash) or ``--data DIR`` (files ``<SYMBOL>_1h.csv``), else
 whatever the SPEC names; ``--from/--to`` narrow the window. Exit codes as ``crossmargin``'s.
+
+The report goes to ``<spec name>-<episode or data folder>-report`` (one folder per book and data,
+so two episodes never overwrite each other), or ``--out DIR``; a folder holding the report of
+another book or data is refused unless ``--force``.
 """
 
 from __future__ import annotations
@@ -10,21 +15,27 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from crossmargin.batch import compile_notice
-from crossmargin.cli.render import money, table
+from crossmargin.cli.render import table
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.numbers import format_decimal
 from crossmargin.ledger import EventStore, open_store
 from crossmargin.sim.backtest import BacktestResult, run_backtest
 from crossmargin.sim.backtest_report import (
     SUMMARY_HEADER,
+    money_text,
+    price_text,
+    quantity_text,
+    report_run,
     summary_rows,
     write_backtest_report,
 )
-from crossmargin.sim.episodes import load_episode
+from crossmargin.sim.demo import backtest_spec, describe_backtest_book
+from crossmargin.sim.episodes import episode_names, load_episode
 from crossmargin.sim.feed import AlignedCandles, align
 from crossmargin.sim.market import CandleSeries, DataWarning, TimeWindow, load_candles
 from crossmargin.sim.report import ProgressBar
@@ -109,13 +120,46 @@ class _Progress:
             bar.finish()
 
 
+def _source_tag(spec: BacktestSpec, episode: str | None, data: str | None) -> str:
+    """The episode's name or the data folder's name: what tells two runs of one book apart."""
+    chosen = episode if episode is not None else (None if data else spec.episode)
+    if chosen is not None:
+        return chosen
+    folder = Path(data) if data is not None else spec.data
+    return folder.resolve().name if folder is not None else "data"
+
+
+def default_report_folder(spec: BacktestSpec, tag: str) -> Path:
+    """``<name>-<tag>-report``, the tag left out when the name already ends with it (the example
+    spec ``worked-example-may-2021`` on may-2021 writes ``worked-example-may-2021-report``)."""
+    stem = spec.name if spec.name.endswith(tag) else f"{spec.name}-{tag}"
+    return Path(f"{stem}-report")
+
+
+def _check_report_folder(out: Path, run: str, force: bool) -> None:
+    """Refuse (before any work) to overwrite the report of another book or data set."""
+    found = report_run(out)
+    if found is None or found == run or force:
+        return
+    raise InvalidInput(
+        "--out",
+        f"{out} holds the report of another run ({found}); choose another folder with --out, "
+        "or --force to replace it",
+    )
+
+
 def cmd_backtest(args: argparse.Namespace) -> str:
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec) if args.spec is not None else backtest_spec()
     modes = parse_modes(args.modes, "--modes") if args.modes else spec.modes
     sweep = parse_sweep_option(args.sweep) if args.sweep else spec.sweep
     market, source, warnings = load_market(
         spec, episode=args.episode, data=args.data, start=args.start, end=args.end
     )
+    tag = _source_tag(spec, args.episode, args.data)
+    out = Path(args.out) if args.out else default_report_folder(spec, tag)
+    run = f"{spec.name}, {source}"
+    if not args.no_report:
+        _check_report_folder(out, run, args.force)
     with compile_notice():  # the engine's float screen compiles its kernel on a first run
         result = run_backtest(
             spec,
@@ -126,9 +170,8 @@ def cmd_backtest(args: argparse.Namespace) -> str:
             progress=_Progress(),
         )
     files: dict[str, str] = {}
-    out = Path(args.out) if args.out else Path(f"{spec.name}-report")
     if not args.no_report:
-        written = write_backtest_report(result, out)
+        written = write_backtest_report(result, out, run=run)
         files = {
             "html": str(written.html),
             "png": str(written.png),
@@ -144,7 +187,10 @@ def cmd_backtest(args: argparse.Namespace) -> str:
             files["sweep"] = str(path)
     if args.json:
         return json.dumps(result_json(result, swept, files, warnings), indent=2)
-    return render_text(result, swept, files, warnings)
+    text = render_text(result, swept, files, warnings)
+    if args.spec is None:
+        text = f"no SPEC given: {describe_backtest_book()}\n{text}"
+    return text
 
 
 def _time(moment: Any) -> str:
@@ -168,10 +214,12 @@ def render_text(
     ]
     for mode in result.modes:
         for activity in mode.liquidations:
+            quantity = "-" if activity.quantity is None else quantity_text(activity.quantity)
+            price = "-" if activity.price is None else price_text(activity.price)
             lines.append(
                 f"  {mode.mode}: {activity.kind} {activity.symbol} {activity.side} "
-                f"{_decimal(activity.quantity)} @ {_decimal(activity.price)} "
-                f"at {_time(activity.timestamp)} (loss {money(activity.loss_usd)} USD)"
+                f"{quantity} @ {price} at {_time(activity.timestamp)}"
+                f"{_outcome(activity.loss_usd)}"
             )
     if swept is not None:
         lines += [
@@ -198,11 +246,21 @@ def render_text(
     if files:
         lines += ["", *(f"{name}: {path}" for name, path in files.items())]
     lines.append(
-        f"ran {len(result.modes)} mode(s) in {result.seconds:.1f} s "
+        f"ran {len(result.modes)} mode{'s' if len(result.modes) != 1 else ''} in {result.seconds:.1f} s "
         f"({result.marks_posted} marks posted)"
         + (f"; sweep in {swept.seconds:.1f} s" if swept is not None else "")
     )
     return "\n".join(lines)
+
+
+def _outcome(loss: Decimal | None) -> str:
+    """`` (loss 1,927.28 USD)``; a negative loss is a gain (the profitable leg of a liquidated
+    cross account): `` (gain 923.03 USD)``."""
+    if loss is None:
+        return ""
+    if loss < 0:
+        return f" (gain {money_text(-loss)} USD)"
+    return f" (loss {money_text(loss)} USD)"
 
 
 def _decimal(value: Any) -> Any:
@@ -279,16 +337,34 @@ def result_json(
 
 def register(commands: Any) -> None:
     parser = commands.add_parser(
-        "backtest", help="run a book through the engine over candles, cross and isolated"
+        "backtest",
+        help="run a book through the engine over candles, cross and isolated",
+        description="Run a book through the engine over hourly candles in cross and in "
+        "isolated margin, print a summary and write an HTML/PNG report. Without a SPEC the "
+        "book is the worked example ($1,000: long ETH 10x, short BTC 5x) on may-2021.",
     )
-    parser.add_argument("spec", metavar="SPEC", help="the backtest spec (YAML or JSON)")
+    parser.add_argument(
+        "spec",
+        metavar="SPEC",
+        nargs="?",
+        help="the backtest spec (YAML or JSON); default: the worked example book",
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--data", metavar="DIR", help="candle files <SYMBOL>_1h.csv")
-    source.add_argument("--episode", metavar="NAME", help="a bundled episode, e.g. may-2021")
+    source.add_argument(
+        "--episode",
+        metavar="NAME",
+        help=f"a bundled crash: {', '.join(episode_names())} (default: the SPEC's)",
+    )
     parser.add_argument("--from", dest="start", metavar="DATE", help="window start (UTC)")
     parser.add_argument("--to", dest="end", metavar="DATE", help="window end, exclusive (UTC)")
     parser.add_argument("--modes", help="comma-separated: cross, isolated, mixed")
-    parser.add_argument("--out", metavar="DIR", help="report folder (default <name>-report)")
+    parser.add_argument(
+        "--out", metavar="DIR", help="report folder (default <name>-<episode>-report)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace a report of another run in the folder"
+    )
     parser.add_argument("--no-report", action="store_true", help="print the summary only")
     parser.add_argument(
         "--sweep", metavar="PARAM=V1,V2", help="leverage=2,3,5 or allocation=0.5,1,2"

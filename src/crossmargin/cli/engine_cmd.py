@@ -10,10 +10,13 @@ import argparse
 import json
 import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from crossmargin.app.audit import check, replay
 from crossmargin.app.writer import DEFAULT_SYMBOLS, Engine
+from crossmargin.core.errors import InvalidInput
+from crossmargin.core.json_input import load_json
 from crossmargin.core.numbers import format_decimal
 from crossmargin.ledger import open_store
 
@@ -25,7 +28,21 @@ def _default(value: object) -> Any:
 
 
 def dumps(value: object) -> str:
-    return json.dumps(value, default=_default, sort_keys=True)
+    return json.dumps(value, default=_default, sort_keys=True, ensure_ascii=True)
+
+
+def _answer(engine: Engine, line: bytes) -> dict[str, Any]:
+    """The result for one input line: whatever the line holds, an answer and never an exception."""
+    try:
+        command = load_json(line, field="line")
+    except InvalidInput as error:
+        return {
+            "status": "rejected",
+            "reason": "INVALID_COMMAND",
+            "message": str(error),
+            "field": error.field,
+        }
+    return engine.execute(command)
 
 
 def cmd_engine(args: argparse.Namespace) -> str:
@@ -36,28 +53,37 @@ def cmd_engine(args: argparse.Namespace) -> str:
         symbols=args.symbols.split(",") if args.symbols else DEFAULT_SYMBOLS,
         matching=args.matching,
     )
-    for line in sys.stdin:
+    # bytes, not text: a line that is not UTF-8 is refused on its own instead of ending the loop
+    for line in sys.stdin.buffer:
         if not line.strip():
             continue
-        try:
-            command = json.loads(line, parse_float=Decimal)
-        except json.JSONDecodeError as error:
-            result: dict[str, Any] = {
-                "status": "rejected",
-                "reason": "INVALID_COMMAND",
-                "message": f"invalid JSON: {error.msg}",
-            }
-        else:
-            result = engine.execute(command)
-        sys.stdout.write(dumps(result) + "\n")
+        sys.stdout.write(dumps(_answer(engine, line)) + "\n")
         sys.stdout.flush()
     engine.snapshot()
     store.close()
     return ""
 
 
+def _existing_log(db: str) -> str:
+    """``db`` when it may name an existing log; a local file that is missing (or a folder) is the
+    user's mistake (exit 2), not a storage failure. PostgreSQL URLs are checked by the store."""
+    text = db.strip()
+    if text.startswith(("postgresql://", "postgres://")):
+        return db
+    path = Path(text.removeprefix("sqlite://"))
+    if path.is_dir():
+        raise InvalidInput(
+            "DB", f"{db} is a directory; give the log's file (e.g. var/crossmargin.db)"
+        )
+    if not path.exists():
+        raise InvalidInput(
+            "DB", f"no such file: {db} (give the path of an existing log, e.g. var/crossmargin.db)"
+        )
+    return db
+
+
 def cmd_replay(args: argparse.Namespace) -> str:
-    store = open_store(args.db, create=False, schema=args.schema)
+    store = open_store(_existing_log(args.db), create=False, schema=args.schema)
     report = replay(store)
     store.close()
     lines = [
@@ -75,7 +101,7 @@ def cmd_replay(args: argparse.Namespace) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> str:
-    store = open_store(args.db, create=False, schema=args.schema)
+    store = open_store(_existing_log(args.db), create=False, schema=args.schema)
     report = check(store)
     store.close()
     lines = [f"events checked: {report.events}"]
@@ -87,22 +113,33 @@ def cmd_check(args: argparse.Namespace) -> str:
 
 
 SCHEMA_HELP = "PostgreSQL schema holding the log's tables (default public)"
+MATCHING_HELP = (
+    "simulated: market orders fill at the mark, limits when the mark reaches them; "
+    "external: the caller reports fills (default %(default)s)"
+)
+DB_HELP = "the event log: SQLite path or postgresql:// URL"
 
 
 def register(commands: Any) -> None:
     engine = commands.add_parser("engine", help="run the engine: JSON commands in, results out")
-    engine.add_argument("db", metavar="DB", help="SQLite path or postgresql:// URL")
-    engine.add_argument("--venue", default="binance-usdm")
+    engine.add_argument("db", metavar="DB", help=DB_HELP + " (created when missing)")
+    engine.add_argument(
+        "--venue",
+        default="binance-usdm",
+        help="venue rules (default %(default)s; first start only)",
+    )
     engine.add_argument("--symbols", default="", help="comma-separated (first start only)")
-    engine.add_argument("--matching", default="simulated", choices=["simulated", "external"])
+    engine.add_argument(
+        "--matching", default="simulated", choices=["simulated", "external"], help=MATCHING_HELP
+    )
     engine.add_argument("--schema", default=None, help=SCHEMA_HELP)
     engine.set_defaults(run=cmd_engine)
     replay_parser = commands.add_parser("replay", help="rebuild state from the log and verify it")
-    replay_parser.add_argument("db", metavar="DB")
+    replay_parser.add_argument("db", metavar="DB", help=DB_HELP)
     replay_parser.add_argument("--schema", default=None, help=SCHEMA_HELP)
     replay_parser.set_defaults(run=cmd_replay)
     check_parser = commands.add_parser("check", help="verify conservation after every event")
-    check_parser.add_argument("db", metavar="DB")
+    check_parser.add_argument("db", metavar="DB", help=DB_HELP)
     check_parser.add_argument("--schema", default=None, help=SCHEMA_HELP)
     check_parser.set_defaults(run=cmd_check)
 
@@ -111,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m crossmargin.cli.engine_cmd engine|replay|check ...``: the same commands without
     importing the rest of the CLI (batch, sim, service), so an engine restarts faster after a
     crash. Errors are reported as ``crossmargin`` reports them."""
-    from crossmargin.core.errors import CrossmarginError, InvalidInput
+    from crossmargin.core.errors import CrossmarginError
 
     parser = argparse.ArgumentParser(prog="crossmargin")
     register(parser.add_subparsers(dest="command", required=True))

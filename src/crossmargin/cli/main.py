@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -20,10 +20,11 @@ from crossmargin.cli.engine_cmd import register as register_engine_commands
 from crossmargin.cli.risk_view import account_table, scenario_table
 from crossmargin.cli.serve import register as register_serve
 from crossmargin.cli.stress import register as register_stress
+from crossmargin.core import json_input
 from crossmargin.core.errors import CrossmarginError, InvalidInput
 from crossmargin.core.portfolio import parse_portfolio, report_json
 from crossmargin.core.risk import account_report
-from crossmargin.core.scenario import apply_shocks, parse_shock
+from crossmargin.core.scenario import Shock, apply_shocks, parse_shock
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,52 +32,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"crossmargin: error: {message}\n")
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise InvalidInput(key, "appears twice in one object")
-        result[key] = value
-    return result
-
-
 def load_json(source: str) -> Any:
-    """Read JSON from a file or ``-`` (stdin); numbers become Decimal, never float."""
+    """Read JSON from a file or ``-`` (stdin) under the edge rules of core.json_input (numbers
+    as Decimal, never float; no duplicate keys, NaN, or hostile nesting)."""
     if source == "-":
-        text, name = sys.stdin.read(), "stdin"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise InvalidInput("FILE", f"no such file: {source}")
-        try:
-            text, name = path.read_text(encoding="utf-8"), source
-        except (OSError, UnicodeDecodeError) as error:
-            raise InvalidInput("FILE", f"cannot read {source}: {error}") from None
+        return json_input.load_json(sys.stdin.read(), field="stdin")
+    return json_input.load_json(read_input_file(source, "FILE"), field=source)
+
+
+def read_input_file(source: str, field: str) -> str:
+    """The text of the file a user named, or an InvalidInput naming ``field``."""
+    path = Path(source)
+    if path.is_dir():
+        raise InvalidInput(field, f"{source} is a directory; give a portfolio JSON file")
+    if not path.is_file():
+        raise InvalidInput(field, f"no such file: {source}")
     try:
-        return json.loads(
-            text,
-            parse_float=Decimal,
-            parse_constant=lambda constant: constant,
-            object_pairs_hook=_reject_duplicates,
-        )
-    except json.JSONDecodeError as error:
-        raise InvalidInput(
-            name, f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
-        ) from None
-
-
-def _each(document: Any, build: Any) -> Any:
-    """Apply ``build`` to one portfolio or to each of a list, prefixing errors with the index."""
-    if isinstance(document, list):
-        results = []
-        for index, item in enumerate(document):
-            try:
-                results.append(build(item))
-            except InvalidInput as error:
-                field = f"[{index}].{error.field}" if error.field else f"[{index}]"
-                raise InvalidInput(field, error.problem) from None
-        return results
-    return build(document)
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput(field, f"cannot read {source}: {error}") from None
 
 
 def _risk(item: Any) -> dict[str, Any]:
@@ -84,7 +58,7 @@ def _risk(item: Any) -> dict[str, Any]:
 
 
 def cmd_risk(args: argparse.Namespace) -> str:
-    result = _each(load_json(args.file), _risk)
+    result = json_input.one_or_many(load_json(args.file), _risk, field=args.file)
     if not args.table:
         return json.dumps(result, indent=2)
     reports = result if isinstance(result, list) else [result]
@@ -93,10 +67,31 @@ def cmd_risk(args: argparse.Namespace) -> str:
     )
 
 
+def _shock(text: str) -> Shock:
+    """``parse_shock``, but a negative number without ``%`` is named for what it likely is: a
+    move written without its percent sign (a price must be positive)."""
+    symbol, sep, amount = (part.strip() for part in text.partition("="))
+    if sep and symbol and amount and not amount.endswith("%"):
+        try:
+            value = Decimal(amount)
+        except InvalidOperation:
+            value = None
+        if value is not None and value.is_finite() and value <= 0:
+            field = f"--shock {symbol}"
+            if -100 < value < 0:
+                raise InvalidInput(field, f"{amount} is not a price; did you mean {amount}%?")
+            raise InvalidInput(
+                field,
+                f"{amount} is not a price; give a new price ({symbol}=25000) "
+                f"or a move ({symbol}=-20%)",
+            )
+    return parse_shock(text)
+
+
 def cmd_scenario(args: argparse.Namespace) -> str:
     if not args.shock:
         raise InvalidInput("--shock", "give at least one, e.g. --shock ETHUSDT=-20%")
-    shocks = [parse_shock(text) for text in args.shock]
+    shocks = [_shock(text) for text in args.shock]
 
     def build(item: Any) -> dict[str, Any]:
         book = parse_portfolio(item)
@@ -107,7 +102,7 @@ def cmd_scenario(args: argparse.Namespace) -> str:
             "shocked": report_json(account_report(shocked)),
         }
 
-    result = _each(load_json(args.file), build)
+    result = json_input.one_or_many(load_json(args.file), build, field=args.file)
     if not args.table:
         return json.dumps(result, indent=2)
     results = result if isinstance(result, list) else [result]
@@ -118,8 +113,15 @@ def cmd_demo(_: argparse.Namespace) -> str:
     return render_demo()
 
 
+DESCRIPTION = (
+    "crossmargin: margin and liquidation for crypto derivatives, cross and isolated, computed "
+    "the way the venues publish it. Exit codes: 0 success, 2 bad input (one line on stderr "
+    "naming the field), 1 unexpected failure."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="crossmargin", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(prog="crossmargin", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"crossmargin {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crossmargin.cli.engine_cmd import MATCHING_HELP
+from crossmargin.cli.instance import DemoLock, bind_port
 from crossmargin.core.errors import InvalidInput
 
 if TYPE_CHECKING:  # the service needs the ``service`` extra; import it only when serving
@@ -79,32 +81,84 @@ def cmd_serve(args: argparse.Namespace) -> str:
 
     from crossmargin.app.writer import DEFAULT_SYMBOLS
     from crossmargin.service import demo
-    from crossmargin.service.app import create_app
-    from crossmargin.service.host import EngineSettings
-    from crossmargin.service.keys import KeyRing
 
     var = Path(args.var)
-    var.mkdir(parents=True, exist_ok=True)
     symbols = _symbols(args.symbols) if args.symbols else DEFAULT_SYMBOLS
     database = args.database or os.environ.get(DATABASE_ENV, "").strip()
-    key_file = var / "keys.json"
-    setup: Any = None
-    printed: list[str] = []
+    lock = DemoLock(var)
     if args.demo:
         if args.database:
             raise InvalidInput("--database", "the demo always runs on a fresh ./var/demo.db")
-        database = str(var / "demo.db")
-        key_file = var / "demo-keys.json"
-        _fresh(Path(database))
-        _fresh(key_file)
+        holder = lock.holder()
+        if holder is not None:
+            raise lock.refusal(holder)
         symbols = demo.SYMBOLS
         args.feed, args.episode = "replay", demo.EPISODE
         args.replay_from = args.replay_from or demo.DEMO_START.isoformat()
-    database = database or str(var / "crossmargin.db")
     feed = _feed(args, symbols)
+    # Claim the port before anything is written: a key "shown once" must never be printed by a
+    # server that then cannot start.
+    sock = bind_port(args.host, args.port)
+    port = int(sock.getsockname()[1])  # the one chosen when --port is 0
+    try:
+        try:
+            var.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise InvalidInput("--var", f"cannot create {var}: {error.strerror}") from None
+        if args.demo:
+            lock.acquire()  # held until this process ends; a second demo here is refused
+        app = _prepare(args, var, database, symbols, feed, port=port)
+        from crossmargin.service.app import WS_MAX_MESSAGE_BYTES
+
+        config = uvicorn.Config(
+            app,
+            host=args.host,
+            port=port,
+            log_level=args.log_level,
+            ws_max_size=WS_MAX_MESSAGE_BYTES,
+        )
+        server = uvicorn.Server(config)
+        server.run(sockets=[sock])
+        if not server.started:
+            raise SystemExit(3)  # as uvicorn.run: the app failed to start (its error is logged)
+    finally:
+        sock.close()
+        lock.release()
+    return ""
+
+
+def _prepare(
+    args: argparse.Namespace,
+    var: Path,
+    database: str,
+    symbols: tuple[str, ...],
+    feed: Feed | None,
+    *,
+    port: int,
+) -> Any:
+    """Everything that writes (the demo's fresh log, the key file) and the app; runs only once
+    the port is ours (and, for the demo, the folder)."""
+    from crossmargin.service import demo
+    from crossmargin.service.app import create_app
+    from crossmargin.service.binance.credentials import MASTER_ENV, ExchangeCredentials
+    from crossmargin.service.host import EngineSettings
+    from crossmargin.service.keys import KeyRing
+
+    key_file = var / "keys.json"
+    exchange_keys = var / "exchange-keys.json"  # Binance facade credentials (hashes only)
+    setup: Any = None
+    printed: list[str] = []
+    if args.demo:
+        database = str(var / "demo.db")
+        key_file = var / "demo-keys.json"
+        exchange_keys = var / "demo-exchange-keys.json"
+        _fresh(Path(database))
+        _fresh(key_file)
+        _fresh(exchange_keys)
+    database = database or str(var / "crossmargin.db")
     keys = KeyRing(key_file)
     operator_key = keys.ensure_operator(os.environ.get(OPERATOR_KEY_ENV) or None)
-    url = f"http://{args.host}:{args.port}/"
+    url = f"http://{args.host}:{port}/"
     if operator_key is not None:
         printed.append(f"operator key (shown once; stored hashed in {key_file}): {operator_key}")
     if args.demo:
@@ -137,29 +191,72 @@ def cmd_serve(args: argparse.Namespace) -> str:
         symbols=symbols,
         matching=args.matching,
     )
-    app = create_app(settings, keys, feed=feed, setup=setup)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
-    return ""
+    credentials = ExchangeCredentials.open(var, os.environ.get(MASTER_ENV), exchange_keys.name)
+    return create_app(settings, keys, feed=feed, setup=setup, exchange_credentials=credentials)
 
 
 def register(commands: Any) -> None:
-    serve = commands.add_parser("serve", help="HTTP + WebSocket API and dashboard")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    from crossmargin.core.venues import VENUES
+    from crossmargin.sim.episodes import episode_names
+
+    serve = commands.add_parser(
+        "serve",
+        help="HTTP + WebSocket API and dashboard",
+        description="Serve the HTTP and WebSocket API and the dashboard. The log is "
+        "./var/crossmargin.db unless --database names another; --demo starts the worked "
+        "example on a fresh ./var/demo.db and replays a crash.",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        help="TCP port to listen on (default %(default)s; 0 picks a free one)",
+    )
     serve.add_argument(
         "--database", default="", help=f"SQLite path or postgresql:// URL (or ${DATABASE_ENV})"
     )
     serve.add_argument("--schema", default="", help="PostgreSQL schema of the log (default public)")
     serve.add_argument("--var", default="var", help="folder for the default log and keys")
-    serve.add_argument("--venue", default="binance-usdm")
+    serve.add_argument(
+        "--venue",
+        default="binance-usdm",
+        help=f"venue rules: {', '.join(sorted(VENUES))} (default %(default)s; first start only)",
+    )
     serve.add_argument("--symbols", default="", help="comma-separated (first start only)")
-    serve.add_argument("--matching", default="simulated", choices=["simulated", "external"])
-    serve.add_argument("--feed", default="none", choices=["none", "replay", "live"])
-    serve.add_argument("--episode", default="may-2021", help="bundled crash for --feed replay")
+    serve.add_argument(
+        "--matching",
+        default="simulated",
+        choices=["simulated", "external"],
+        help=MATCHING_HELP,
+    )
+    serve.add_argument(
+        "--feed",
+        default="none",
+        choices=["none", "replay", "live"],
+        help="where marks come from besides POST /v1/marks: a bundled crash or a live exchange",
+    )
+    serve.add_argument(
+        "--episode",
+        default="may-2021",
+        help=f"bundled crash for --feed replay: {', '.join(episode_names())} (default %(default)s)",
+    )
     serve.add_argument("--speed", type=float, default=1800.0, help="replay speed x real time")
     serve.add_argument("--replay-from", default=None, help="ISO UTC time to start the replay at")
     serve.add_argument("--exchange", default="", help="ccxt exchange id for --feed live")
-    serve.add_argument("--poll-seconds", type=float, default=5.0)
-    serve.add_argument("--log-level", default="warning")
+    serve.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=5.0,
+        help="seconds between two polls of the live feed (default %(default)s)",
+    )
+    serve.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="uvicorn's log level (default %(default)s)",
+    )
     serve.add_argument("--demo", action="store_true", help="the worked example through a crash")
     serve.set_defaults(run=cmd_serve)

@@ -7,7 +7,8 @@ mark per symbol) or a seeded synthetic book (``--synthetic N``). Grid axes:
   --shock-grid ETHUSDT=-40%,-20%,0%   a list
   --shock-grid '*=-10%..10%/5'        every symbol not named by another axis
 
-The grid is the cartesian product of the axes. ``--monte-carlo PATHS`` adds the probability of
+The grid is the cartesian product of the axes; with no axis (and no ``--monte-carlo``) the default
+grid ``*=-30%..30%/13`` moves every symbol together from -30% to +30% in 5% steps. ``--monte-carlo PATHS`` adds the probability of
 liquidation within ``--horizon`` hours under correlated paths drawn from the bundled real returns.
 ``--cluster auto|ADDRESS`` runs the same work on Ray actors holding shards of the book
 (``crossmargin[distributed]``; ``auto`` starts a local cluster), with the same results.
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from crossmargin.batch import compile_notice
-from crossmargin.batch.convert import BookArrays, from_books
+from crossmargin.batch.convert import BookArrays
 from crossmargin.batch.montecarlo import (
     MODELS,
     MonteCarloResult,
@@ -37,10 +38,27 @@ from crossmargin.batch.synthetic import synthetic_book
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.numbers import parse_decimal
 from crossmargin.distributed.shard import MonteCarloSpec
-from crossmargin.distributed.source import BookSource, PortfolioFile, Synthetic, parse_books
+from crossmargin.distributed.source import BookSource, PortfolioFile, Synthetic
 
 MAX_AXIS_POINTS = 1000
 MAX_SYNTHETIC = 20_000_000
+# Every symbol moved together, -30% to +30% in 5% steps: the size of the bundled crashes' falls
+# (BTC -50% over March 2020 aside) in both directions, since a rise is what kills a short.
+DEFAULT_GRID = "*=-30%..30%/13"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 account``, ``2 accounts`` (``1,000 accounts``)."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def _ranked(top: int, count: int, noun: str, order: str) -> str:
+    """What a ranking shows: ``top 10 of 323 accounts, ORDER``, ``all 7 shocks, ORDER`` or
+    ``the only shock``."""
+    if count == 1:
+        return f"the only {noun}"
+    shown = f"all {plural(count, noun)}" if count <= top else f"top {top} of {plural(count, noun)}"
+    return f"{shown}, {order}"
 
 
 def _percent(text: str, field: str) -> float:
@@ -81,9 +99,7 @@ def _load_book(args: argparse.Namespace) -> tuple[BookArrays, str]:
         return book.arrays, f"synthetic book (seed {args.seed})"
     if args.book is None:
         raise InvalidInput("BOOK", "give a portfolio file (one or a list) or --synthetic N")
-    from crossmargin.cli.main import load_json
-
-    return from_books(parse_books(load_json(args.book))), args.book
+    return PortfolioFile(path=args.book).load(), args.book
 
 
 class _LocalBook:
@@ -163,22 +179,30 @@ def _table(report: dict[str, Any], top: int) -> str:
     if "stress" in report:
         stressed = report["stress"]
         any_shock = stressed["accounts_liquidated_by_any_shock"]
+        lines.append(f"shock grid: {stressed['grid']}")
         lines.append(
-            f"{stressed['shocks']} shocks; accounts liquidated by at least one shock: "
-            f"cross {any_shock['cross']}, isolated {any_shock['isolated']}"
+            f"{plural(stressed['shocks'], 'shock')}; accounts liquidated by at least one shock: "
+            f"cross {any_shock['cross']:,}, isolated {any_shock['isolated']:,}"
         )
         rows = sorted(
             stressed["by_shock"],
             key=lambda r: (-(r["cross_liquidated"] + r["isolated_liquidated"]), -r["loss"]),
         )[:top]
         lines.append("")
+        lines.append(
+            f"by shock ({_ranked(top, stressed['shocks'], 'shock', 'most liquidations first')}):"
+        )
         lines.append(f"{'shock':<40} {'cross liq':>10} {'isol. liq':>10} {'loss USD':>16}")
         for row in rows:
             lines.append(
-                f"{row['shock'][:40]:<40} {row['cross_liquidated']:>10} "
-                f"{row['isolated_liquidated']:>10} {row['loss']:>16,.2f}"
+                f"{row['shock'][:40]:<40} {row['cross_liquidated']:>10,} "
+                f"{row['isolated_liquidated']:>10,} {row['loss']:>16,.2f}"
             )
         lines.append("")
+        lines.append(
+            "accounts at risk "
+            f"({_ranked(top, stressed['accounts'], 'account', 'largest worst loss first')}):"
+        )
         lines.append(
             f"{'account':>8} {'cross MR':>9} {'liq/shocks':>10} {'cross loss':>14} "
             f"{'isol. MR':>9} {'liq/shocks':>10} {'isol. loss':>14}"
@@ -194,10 +218,15 @@ def _table(report: dict[str, Any], top: int) -> str:
         carlo = report["monte_carlo"]
         lines.append("")
         lines.append(
-            f"Monte Carlo: {carlo['paths']} {carlo['model']} paths of {carlo['horizon_hours']} h "
+            f"Monte Carlo: {carlo['paths']} {carlo['model']} "
+            f"path{'' if carlo['paths'] == 1 else 's'} of {carlo['horizon_hours']} h "
             f"(seed {carlo['seed']}); mean probability of liquidation: "
             f"cross {carlo['mean_cross_probability']:.4f}, "
             f"isolated {carlo['mean_isolated_probability']:.4f}"
+        )
+        lines.append(
+            "accounts by probability of liquidation "
+            f"({_ranked(top, carlo['accounts'], 'account', 'most likely first')}):"
         )
         for row in carlo["accounts_at_risk"]:
             lines.append(
@@ -210,7 +239,8 @@ def _table(report: dict[str, Any], top: int) -> str:
 
 def cmd_stress(args: argparse.Namespace) -> str:
     if not args.shock_grid and args.monte_carlo is None:
-        raise InvalidInput("--shock-grid", "give at least one axis (or --monte-carlo PATHS)")
+        args.shock_grid = [DEFAULT_GRID]
+        args.default_grid = True
     if args.top < 1:
         raise InvalidInput("--top", "must be at least 1")
     if args.synthetic is not None and not 1 <= args.synthetic <= MAX_SYNTHETIC:
@@ -249,13 +279,19 @@ def _run(args: argparse.Namespace, book: Any) -> str:
     started = time.perf_counter()
     report: dict[str, Any] = {
         "title": (
-            f"{book.name}: {book.account_count} accounts, {book.position_count} positions, "
-            f"{len(book.symbols)} symbols; liquidatable now: {book.liquidatable_now()}"
+            f"{book.name}: {plural(book.account_count, 'account')}, "
+            f"{plural(book.position_count, 'position')}, {plural(len(book.symbols), 'symbol')}; "
+            f"liquidatable now: {book.liquidatable_now():,}"
         ),
     }
     if args.shock_grid:
         shocks = grid(book.symbols, [parse_axis(text) for text in args.shock_grid])
-        report["stress"] = _stress_report(book.stress(shocks), args.top)
+        report["stress"] = {
+            "grid": " ".join(args.shock_grid)
+            + (" (the default; choose with --shock-grid)" if args.default_grid else ""),
+            "accounts": book.account_count,
+            **_stress_report(book.stress(shocks), args.top),
+        }
     if args.monte_carlo is not None:
         spec = MonteCarloSpec(
             paths=args.monte_carlo, horizon=args.horizon, seed=args.seed, model=args.model
@@ -268,6 +304,7 @@ def _run(args: argparse.Namespace, book: Any) -> str:
             "horizon_hours": carlo.horizon_hours,
             "model": carlo.model,
             "seed": args.seed,
+            "accounts": book.account_count,
             "mean_cross_probability": float(carlo.cross_probability.mean()),
             "mean_isolated_probability": float(carlo.isolated_probability.mean()),
             "series_of_symbol": dict(zip(book.symbols, carlo.series_of_symbol, strict=True)),
@@ -308,12 +345,14 @@ def register(commands: Any) -> None:
         action="append",
         default=[],
         metavar="SYMBOL=MOVES",
-        help="an axis: SYMBOL=-30%%..0%%/7 or SYMBOL=-30%%,0%% ('*' = every other symbol)",
+        help="an axis: SYMBOL=-30%%..0%%/7 or SYMBOL=-30%%,0%% ('*' = every other symbol); "
+        f"repeatable; default {DEFAULT_GRID.replace('%', '%%')}",
     )
     parser.add_argument("--monte-carlo", type=int, metavar="PATHS", help="also run PATHS paths")
     parser.add_argument("--horizon", type=int, default=24, help="Monte Carlo horizon in hours")
     parser.add_argument("--model", choices=MODELS, default="bootstrap", help="path model")
     parser.add_argument("--top", type=int, default=10, help="rows in each ranking (default 10)")
+    parser.set_defaults(default_grid=False)
     parser.add_argument("--json", action="store_true", help="JSON instead of tables")
     parser.add_argument(
         "--backend", choices=("auto", "numba", "numpy"), default=None, help="kernel choice"

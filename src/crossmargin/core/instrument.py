@@ -17,7 +17,7 @@ cap; caps increase; rates lie in [0, 1) and never decrease; max leverage is posi
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -144,7 +144,3 @@ def _check_row_bounds(row: BracketRow, index: int, rows: Sequence[BracketRow], w
         raise InvalidInput(f"{where}.notional_cap", "must be above notional_floor")
     if row.cap is None and index != len(rows) - 1:
         raise InvalidInput(f"{where}.notional_cap", "only the last bracket may be unbounded")
-
-
-def instrument_table(instruments: Sequence[Instrument]) -> Mapping[str, Instrument]:
-    return {instrument.symbol: instrument for instrument in instruments}

@@ -22,7 +22,7 @@ healthy again is returned (Binance's formula does the same: a long's price is th
 or the mark itself if no price makes it healthy. Rounding: toward the mark
 (``round_trigger_price``), so the reported level triggers no later than the exact one.
 
-With ``with_maintenance=False`` the same solver gives the bankruptcy price (``equity(P) = 0``).
+With ``with_maintenance=False`` the same solver gives the price where equity is zero.
 """
 
 from __future__ import annotations
@@ -172,10 +172,3 @@ def liquidation_price(
     """The reported liquidation price: :func:`solve_price`, rounded toward the mark."""
     exact = solve_price(rules, legs, fixed_equity, mark)
     return None if exact is None else round_trigger_price(exact, mark)
-
-
-def bankruptcy_price(
-    rules: VenueRules, legs: Sequence[Leg], fixed_equity: Decimal, mark: Decimal
-) -> Decimal | None:
-    """Price where the scope's equity is exactly zero (no rounding: used for settlement)."""
-    return solve_price(rules, legs, fixed_equity, mark, with_maintenance=False)

@@ -25,7 +25,12 @@ from crossmargin.core.numbers import (
 )
 from crossmargin.core.position import MarginMode, Position, PositionMode, Side
 from crossmargin.core.risk import AccountReport, Book, PositionReport
-from crossmargin.core.venues import DEFAULT_VENUE, MarginModeScope, VenueRules, venue
+from crossmargin.core.venues import (
+    DEFAULT_VENUE,
+    VenueRules,
+    margin_mode_group,
+    venue,
+)
 
 PORTFOLIO_FIELDS = frozenset(
     {"venue", "wallet_balance", "position_mode", "positions", "mark_prices", "instruments"}
@@ -188,12 +193,11 @@ def _check_slots(positions: list[Position], mode: PositionMode, rules: VenueRule
                 f"(positions[{seen[key]}]); {mode.value} mode holds one",
             )
         seen[key] = index
-        scope = rules.margin_mode_scope
-        scope_key = "" if scope is MarginModeScope.ACCOUNT else position.symbol
-        if scope is not MarginModeScope.POSITION:
-            previous = modes.setdefault(scope_key, position.margin_mode)
+        group = margin_mode_group(rules, position.symbol)
+        if group is not None:
+            previous = modes.setdefault(group, position.margin_mode)
             if previous is not position.margin_mode:
-                where = "per account" if scope is MarginModeScope.ACCOUNT else "per symbol"
+                where = "per account" if group == "" else "per symbol"
                 raise InvalidInput(
                     f"positions[{index}].margin_mode",
                     f"{rules.name} sets the margin mode {where}; this position's "

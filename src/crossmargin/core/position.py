@@ -70,8 +70,3 @@ class Position:
 
     def unrealized_pnl(self, price: Decimal) -> Decimal:
         return self.side.sign * (self.quantity * price - self.entry_notional)
-
-
-def position_key(position: Position, mode: PositionMode) -> tuple[str, Side | None]:
-    """Identity of a position slot: one per symbol in one-way mode, one per side in hedge mode."""
-    return (position.symbol, position.side if mode is PositionMode.HEDGE else None)

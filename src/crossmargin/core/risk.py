@@ -11,7 +11,9 @@ own isolated margin, scored by the same :func:`is_liquidatable`.
   liquidatable     the scope holds a position and MB <= MM
 
 Cross and isolated never share collateral: the cross wallet is not an isolated position's margin
-and an isolated margin is not part of the cross wallet.
+and an isolated margin is not part of the cross wallet. :func:`scopes` lists a book's scopes
+(:class:`Scope`: its id, collateral, positions and risk) once, for the account report, the
+engine's examination and every view.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from crossmargin.core.liquidation import Leg, liquidation_price
 from crossmargin.core.margin import initial_margin, maintenance_margin, maintenance_terms
 from crossmargin.core.numbers import ZERO, round_ratio
 from crossmargin.core.position import Position, PositionMode
+from crossmargin.core.scope import CROSS, ScopeId
 from crossmargin.core.venues import VenueRules
 
 
@@ -98,22 +101,116 @@ def total_risk(book: Book, positions: Sequence[Position]) -> Risk:
     return total
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scope:
+    """One scope of a book now: its id, its collateral, its positions and their risk."""
+
+    id: ScopeId
+    collateral: Decimal
+    positions: tuple[Position, ...]
+    keys: tuple[tuple[str, str], ...]  # (symbol, slot) of each position
+    risk: Risk
+
+    @property
+    def margin_balance(self) -> Decimal:
+        return self.collateral + self.risk.unrealized_pnl
+
+    @property
+    def liquidatable(self) -> bool:
+        return is_liquidatable(self.collateral, self.risk)
+
+    @property
+    def margin_ratio(self) -> Decimal | None:
+        return margin_ratio(self.collateral, self.risk)
+
+
+def slot_of(book: Book, position: Position) -> str:
+    """A position's slot: ``both`` in one-way mode, its side in hedge mode."""
+    return position.side.value if book.position_mode is PositionMode.HEDGE else "both"
+
+
+def scopes(book: Book) -> list[Scope]:
+    """The book's scopes that hold positions: the cross scope (when it has any), then one per
+    isolated position in book order."""
+    result = []
+    cross = book.cross_positions()
+    if cross:
+        result.append(
+            Scope(
+                id=CROSS,
+                collateral=book.wallet_balance,
+                positions=cross,
+                keys=tuple((p.symbol, slot_of(book, p)) for p in cross),
+                risk=total_risk(book, cross),
+            )
+        )
+    for position in book.positions:
+        if position.is_isolated:
+            margin = position.isolated_margin if position.isolated_margin is not None else ZERO
+            key = (position.symbol, slot_of(book, position))
+            result.append(
+                Scope(
+                    id=ScopeId.isolated(*key),
+                    collateral=margin,
+                    positions=(position,),
+                    keys=(key,),
+                    risk=position_risk(book, position),
+                )
+            )
+    return result
+
+
 def position_liquidation_price(book: Book, position: Position) -> Decimal | None:
     """Liquidation price of ``position`` with everything else held at its mark."""
-    mark = book.mark(position.symbol)
     if position.is_isolated:
-        legs = [Leg(position=position, instrument=book.instruments[position.symbol])]
-        own_margin = position.isolated_margin if position.isolated_margin is not None else ZERO
-        return liquidation_price(book.rules, legs, own_margin, mark)
-    moving = [p for p in book.cross_positions() if p.symbol == position.symbol]
-    others = [p for p in book.cross_positions() if p.symbol != position.symbol]
-    fixed = book.wallet_balance
-    for other in others:
+        return _isolated_liquidation_price(book, position)
+    return _CrossLevels(book).price(position.symbol)
+
+
+def _isolated_liquidation_price(book: Book, position: Position) -> Decimal | None:
+    legs = [Leg(position=position, instrument=book.instruments[position.symbol])]
+    own_margin = position.isolated_margin if position.isolated_margin is not None else ZERO
+    return liquidation_price(book.rules, legs, own_margin, book.mark(position.symbol))
+
+
+class _CrossLevels:
+    """The cross positions' liquidation prices, one solve per symbol.
+
+    Every cross position of a symbol shares one price: its symbol's legs move while the others
+    are held at their marks, contributing ``UPNL - MM`` each (the fixed part). Each position's
+    contribution is computed once, and the fixed part of each symbol is summed in the book's
+    order, so the result is the same Decimal as summing afresh for every position, at the cost
+    of one pass per symbol instead of one per position (an account report over n positions was
+    quadratic in bracket lookups).
+    """
+
+    def __init__(self, book: Book) -> None:
+        self.book = book
+        self.cross = book.cross_positions()
+        self.contributions: list[Decimal] | None = None
+        self.prices: dict[str, Decimal | None] = {}
+
+    def _contribution(self, other: Position) -> Decimal:
+        book = self.book
         other_mark = book.mark(other.symbol)
         terms = maintenance_terms(book.rules, book.instruments[other.symbol], other, other_mark)
-        fixed += other.unrealized_pnl(other_mark) - terms.at(other_mark)
-    legs = [Leg(position=p, instrument=book.instruments[p.symbol]) for p in moving]
-    return liquidation_price(book.rules, legs, fixed, mark)
+        return other.unrealized_pnl(other_mark) - terms.at(other_mark)
+
+    def price(self, symbol: str) -> Decimal | None:
+        if symbol in self.prices:
+            return self.prices[symbol]
+        book = self.book
+        if self.contributions is None:
+            self.contributions = [self._contribution(p) for p in self.cross]
+        fixed = book.wallet_balance
+        for other, contribution in zip(self.cross, self.contributions, strict=True):
+            if other.symbol != symbol:
+                fixed += contribution
+        moving = [p for p in self.cross if p.symbol == symbol]
+        legs = [Leg(position=p, instrument=book.instruments[p.symbol]) for p in moving]
+        price = liquidation_price(book.rules, legs, fixed, book.mark(symbol))
+        self.prices[symbol] = price
+        return price
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,40 +252,42 @@ class AccountReport:
 
 def account_report(book: Book) -> AccountReport:
     """Value every position and scope of ``book`` at its marks."""
-    cross = total_risk(book, book.cross_positions())
+    listed = scopes(book)
+    cross_scope = next((scope for scope in listed if scope.id.is_cross), None)
+    cross = Risk() if cross_scope is None else cross_scope.risk
     cross_balance = book.wallet_balance + cross.unrealized_pnl
     cross_ratio = margin_ratio(book.wallet_balance, cross)
     cross_liquidatable = is_liquidatable(book.wallet_balance, cross)
+    isolated = {scope.positions[0]: scope for scope in listed if not scope.id.is_cross}
     reports: list[PositionReport] = []
-    isolated_margin_total = ZERO
-    isolated_pnl_total = ZERO
+    cross_levels = _CrossLevels(book)
     for position in book.positions:
         mark = book.mark(position.symbol)
-        risk = position_risk(book, position)
+        own = isolated.get(position) if position.is_isolated else None
+        risk = position_risk(book, position) if own is None else own.risk
         bracket_index = maintenance_terms(
             book.rules, book.instruments[position.symbol], position, mark
         ).bracket_index
-        if position.is_isolated:
-            collateral = position.isolated_margin if position.isolated_margin is not None else ZERO
-            isolated_margin_total += collateral
-            isolated_pnl_total += risk.unrealized_pnl
-            balance: Decimal | None = collateral + risk.unrealized_pnl
-            ratio = margin_ratio(collateral, risk)
-            liquidatable = is_liquidatable(collateral, risk)
+        if own is not None:
+            balance: Decimal | None = own.margin_balance
+            ratio, liquidatable = own.margin_ratio, own.liquidatable
+            price = _isolated_liquidation_price(book, position)
         else:
             balance, ratio, liquidatable = None, cross_ratio, cross_liquidatable
+            price = cross_levels.price(position.symbol)
         reports.append(
             PositionReport(
                 position=position,
                 mark_price=mark,
                 bracket_index=bracket_index,
                 risk=risk,
-                liquidation_price=position_liquidation_price(book, position),
+                liquidation_price=price,
                 margin_balance=balance,
                 margin_ratio=ratio,
                 liquidatable=liquidatable,
             )
         )
+    isolated_scopes = list(isolated.values())
     return AccountReport(
         book=book,
         cross=cross,
@@ -196,7 +295,7 @@ def account_report(book: Book) -> AccountReport:
         available_balance=max(ZERO, cross_balance - cross.initial_margin),
         margin_ratio=cross_ratio,
         cross_liquidatable=cross_liquidatable,
-        isolated_margin=isolated_margin_total,
-        isolated_unrealized_pnl=isolated_pnl_total,
+        isolated_margin=sum((scope.collateral for scope in isolated_scopes), ZERO),
+        isolated_unrealized_pnl=sum((scope.risk.unrealized_pnl for scope in isolated_scopes), ZERO),
         positions=tuple(reports),
     )

@@ -149,6 +149,45 @@ class VenueRules:
         )
 
 
+def margin_mode_group(rules: VenueRules, symbol: str) -> str | None:
+    """Which positions share one margin mode: ``""`` the whole account (Bybit), ``symbol`` its
+    symbol (Binance, Hyperliquid), None each position chooses its own (OKX, dYdX)."""
+    if rules.margin_mode_scope is MarginModeScope.ACCOUNT:
+        return ""
+    if rules.margin_mode_scope is MarginModeScope.SYMBOL:
+        return symbol
+    return None
+
+
+def in_margin_mode_group(rules: VenueRules, group_symbol: str, symbol: str) -> bool:
+    """Does a position or order on ``symbol`` share ``group_symbol``'s margin mode (for the
+    switch rules: a position-scoped venue still refuses per symbol)?"""
+    return rules.margin_mode_scope is MarginModeScope.ACCOUNT or symbol == group_symbol
+
+
+def margin_mode_switch_refusal(
+    rules: VenueRules, *, with_position: bool, with_orders: bool
+) -> str | None:
+    """The reason code (``MARGIN_MODE_SWITCH_WITH_OPEN_POSITION`` / ``..._ORDERS``) the venue
+    refuses a margin-mode switch with, given what the group holds; None when it allows it."""
+    if rules.switch.margin_mode_refused_with_position and with_position:
+        return "MARGIN_MODE_SWITCH_WITH_OPEN_POSITION"
+    if rules.switch.margin_mode_refused_with_orders and with_orders:
+        return "MARGIN_MODE_SWITCH_WITH_OPEN_ORDERS"
+    return None
+
+
+def position_mode_switch_refusal(
+    rules: VenueRules, *, with_position: bool, with_orders: bool
+) -> str | None:
+    """The reason code a position-mode (one-way / hedge) switch is refused with, or None."""
+    if rules.switch.position_mode_refused_with_position and with_position:
+        return "POSITION_MODE_SWITCH_WITH_OPEN_POSITION"
+    if rules.switch.position_mode_refused_with_orders and with_orders:
+        return "POSITION_MODE_SWITCH_WITH_OPEN_ORDERS"
+    return None
+
+
 BINANCE_USDM = VenueRules(
     name="binance-usdm",
     title="Binance USD-M futures",

@@ -17,9 +17,7 @@ each node): the actor reads it when it starts and again when it is restarted.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,8 +26,10 @@ import numpy as np
 from crossmargin.batch.convert import BookArrays, BracketTables, assemble, from_books
 from crossmargin.batch.synthetic import synthetic_book
 from crossmargin.core.errors import InvalidInput
+from crossmargin.core.json_input import load_json, one_or_many
 from crossmargin.core.portfolio import parse_portfolio
-from crossmargin.core.risk import Book
+
+MAX_BOOK_BYTES = 1 << 30  # a book file is the user's own: up to 1 GiB
 
 
 class BookSource(Protocol):
@@ -52,6 +52,8 @@ class Synthetic:
 
 def _read_text(path: str) -> str:
     file = Path(path)
+    if file.is_dir():
+        raise InvalidInput("BOOK", f"{path} is a directory; give a portfolio JSON file")
     if not file.is_file():
         raise InvalidInput("BOOK", f"no such file: {path}")
     try:
@@ -60,37 +62,16 @@ def _read_text(path: str) -> str:
         raise InvalidInput("BOOK", f"cannot read {path}: {error}") from None
 
 
-def parse_books(document: Any) -> list[Book]:
-    """The books of a portfolio document: one portfolio object or a list of them (an error in
-    item ``i`` of a list names its field as ``[i].field``)."""
-    items = document if isinstance(document, list) else [document]
-    if not items:
-        raise InvalidInput("BOOK", "the list holds no portfolio")
-    books = []
-    for index, item in enumerate(items):
-        try:
-            books.append(parse_portfolio(item))
-        except InvalidInput as error:
-            prefix = f"[{index}]" if isinstance(document, list) else ""
-            field = f"{prefix}.{error.field}" if prefix and error.field else prefix or error.field
-            raise InvalidInput(field, error.problem) from None
-    return books
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PortfolioFile:
     path: str
 
     def load(self) -> BookArrays:
-        try:
-            document: Any = json.loads(
-                _read_text(self.path), parse_float=Decimal, parse_constant=lambda text: text
-            )
-        except json.JSONDecodeError as error:
-            raise InvalidInput(
-                self.path, f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
-            ) from None
-        return from_books(parse_books(document))
+        document = load_json(_read_text(self.path), field=self.path, max_bytes=MAX_BOOK_BYTES)
+        if document == []:
+            raise InvalidInput("BOOK", "the list holds no portfolio")
+        books = one_or_many(document, parse_portfolio, field="BOOK")
+        return from_books(books if isinstance(books, list) else [books])
 
     def describe(self) -> str:
         return self.path

@@ -66,6 +66,22 @@ _SCHEMA = (
 )
 
 
+def _create_private(path: Path) -> None:
+    """Create the log file readable and writable by its owner only (0600), before SQLite does.
+
+    SQLite would create it 0644 (less the umask); it gives the ``-wal`` and ``-shm`` files the
+    database file's own mode, so creating the database private keeps all three private. An
+    existing file keeps its mode.
+    """
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as error:
+        raise StorageError(f"cannot open SQLite event store {path}: {error}") from None
+    os.close(descriptor)
+
+
 class _ConstraintFailed(StorageError):
     """A constraint (the unique command id) refused the transaction; it was rolled back."""
 
@@ -78,6 +94,8 @@ class SqliteEventStore:
         if not create and not self.path.exists():
             raise StorageError(f"no event store at {self.path}")
         self._lock = threading.RLock()
+        if create and str(path) != ":memory:":
+            _create_private(self.path)
         try:
             self._connection = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False

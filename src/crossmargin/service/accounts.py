@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi import Path as PathParam
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from crossmargin.app.views import book_for
@@ -14,14 +13,16 @@ from crossmargin.core.errors import InvalidInput, NotFound
 from crossmargin.core.portfolio import report_json
 from crossmargin.core.risk import account_report
 from crossmargin.service import schemas
-from crossmargin.service.context import Context, Owned, ServiceContext
-from crossmargin.service.handlers import (
-    REFUSALS,
-    command_from,
-    parse_shocks,
-    run_command,
-    scenario_report,
+from crossmargin.service.compute import account_scenario_job, parse_shocks
+from crossmargin.service.context import (
+    Anyone,
+    Context,
+    Expensive,
+    OrderIdPath,
+    Owned,
+    ServiceContext,
 )
+from crossmargin.service.handlers import BUSY, REFUSALS, command_from, run_command
 from crossmargin.service.views import account_view
 from crossmargin.service.wire import parse_object
 
@@ -77,20 +78,29 @@ async def account_events(
     tags=["account"],
     summary="what-if: the account's report after shocking marks (`crossmargin scenario`)",
     openapi_extra=schemas.body(schemas.SHOCKS),
+    responses=BUSY,
 )
-async def account_scenario(request: Request, account: Owned, context: Context) -> dict[str, Any]:
+async def account_scenario(
+    request: Request, account: Owned, context: Context, _: Expensive
+) -> Response:
     shocks = parse_shocks(parse_object(await request.body()), allowed={"shocks"})
 
-    def run(engine: Engine) -> dict[str, Any] | None:
+    def read(engine: Engine) -> Any:
         held = engine.state.accounts.get(account)
-        if held is None:
-            return None
-        return scenario_report(book_for(engine.state, held), shocks)
+        return None if held is None else book_for(engine.state, held)
 
-    result = await context.host.read(run)
-    if result is None:
+    book = await context.host.read(read)  # the book only: the valuation runs off this thread
+    if book is None:
         raise NotFound("account", account)
-    return result
+    text = await context.calculators.run(account_scenario_job, book, shocks)
+    return Response(text, media_type="application/json")
+
+
+async def _command(
+    request: Request, context: ServiceContext, who: Anyone, kind: str, **fixed: str
+) -> JSONResponse:
+    body = parse_object(await request.body())
+    return await run_command(context, command_from(body, kind, **fixed), who)
 
 
 @router.post(
@@ -99,9 +109,8 @@ async def account_scenario(request: Request, account: Owned, context: Context) -
     summary="deposit into the cross wallet",
     openapi_extra=schemas.body(schemas.AMOUNT),
 )
-async def deposit(request: Request, account: Owned, context: Context) -> JSONResponse:
-    body = parse_object(await request.body())
-    return await run_command(context, command_from(body, "deposit", account=account))
+async def deposit(request: Request, account: Owned, context: Context, who: Anyone) -> JSONResponse:
+    return await _command(request, context, who, "deposit", account=account)
 
 
 @router.post(
@@ -110,9 +119,8 @@ async def deposit(request: Request, account: Owned, context: Context) -> JSONRes
     summary="withdraw from the cross wallet",
     openapi_extra=schemas.body(schemas.AMOUNT),
 )
-async def withdraw(request: Request, account: Owned, context: Context) -> JSONResponse:
-    body = parse_object(await request.body())
-    return await run_command(context, command_from(body, "withdraw", account=account))
+async def withdraw(request: Request, account: Owned, context: Context, who: Anyone) -> JSONResponse:
+    return await _command(request, context, who, "withdraw", account=account)
 
 
 @router.post(
@@ -121,22 +129,20 @@ async def withdraw(request: Request, account: Owned, context: Context) -> JSONRe
     summary="place an order (the simulated venue fills market orders at the mark)",
     openapi_extra=schemas.body(schemas.ORDER),
 )
-async def place_order(request: Request, account: Owned, context: Context) -> JSONResponse:
-    body = parse_object(await request.body())
-    return await run_command(context, command_from(body, "place_order", account=account))
+async def place_order(
+    request: Request, account: Owned, context: Context, who: Anyone
+) -> JSONResponse:
+    return await _command(request, context, who, "place_order", account=account)
 
 
 @router.delete(
     "/accounts/{account}/orders/{order_id}", tags=["account"], summary="cancel an open order"
 )
 async def cancel_order(
-    account: Owned,
-    order_id: Annotated[str, PathParam(min_length=1, max_length=64)],
-    context: Context,
+    account: Owned, order_id: OrderIdPath, context: Context, who: Anyone
 ) -> JSONResponse:
-    return await run_command(
-        context, command_from({}, "cancel_order", account=account, order_id=order_id)
-    )
+    command = command_from({}, "cancel_order", account=account, order_id=order_id)
+    return await run_command(context, command, who)
 
 
 @router.put(
@@ -145,9 +151,10 @@ async def cancel_order(
     summary="set a symbol's leverage",
     openapi_extra=schemas.body(schemas.LEVERAGE),
 )
-async def set_leverage(request: Request, account: Owned, context: Context) -> JSONResponse:
-    body = parse_object(await request.body())
-    return await run_command(context, command_from(body, "set_leverage", account=account))
+async def set_leverage(
+    request: Request, account: Owned, context: Context, who: Anyone
+) -> JSONResponse:
+    return await _command(request, context, who, "set_leverage", account=account)
 
 
 @router.put(
@@ -156,9 +163,10 @@ async def set_leverage(request: Request, account: Owned, context: Context) -> JS
     summary="switch a symbol between cross and isolated (venues refuse it with a position)",
     openapi_extra=schemas.body(schemas.MARGIN_MODE),
 )
-async def set_margin_mode(request: Request, account: Owned, context: Context) -> JSONResponse:
-    body = parse_object(await request.body())
-    return await run_command(context, command_from(body, "set_margin_mode", account=account))
+async def set_margin_mode(
+    request: Request, account: Owned, context: Context, who: Anyone
+) -> JSONResponse:
+    return await _command(request, context, who, "set_margin_mode", account=account)
 
 
 @router.put(
@@ -167,9 +175,10 @@ async def set_margin_mode(request: Request, account: Owned, context: Context) ->
     summary="switch between one-way and hedge mode",
     openapi_extra=schemas.body(schemas.POSITION_MODE),
 )
-async def set_position_mode(request: Request, account: Owned, context: Context) -> JSONResponse:
-    body = parse_object(await request.body())
-    return await run_command(context, command_from(body, "set_position_mode", account=account))
+async def set_position_mode(
+    request: Request, account: Owned, context: Context, who: Anyone
+) -> JSONResponse:
+    return await _command(request, context, who, "set_position_mode", account=account)
 
 
 @router.post(
@@ -178,10 +187,12 @@ async def set_position_mode(request: Request, account: Owned, context: Context) 
     summary="add margin to, or remove it from, an isolated position",
     openapi_extra=schemas.body(schemas.ISOLATED_MARGIN),
 )
-async def isolated_margin(request: Request, account: Owned, context: Context) -> JSONResponse:
+async def isolated_margin(
+    request: Request, account: Owned, context: Context, who: Anyone
+) -> JSONResponse:
     body = parse_object(await request.body())
     action = body.pop("action", None)
     if action not in ("add", "remove"):
         raise InvalidInput("action", "expected add or remove")
     kind = "add_isolated_margin" if action == "add" else "remove_isolated_margin"
-    return await run_command(context, command_from(body, kind, account=account))
+    return await run_command(context, command_from(body, kind, account=account), who)

@@ -1,17 +1,30 @@
-"""What every handler reaches through ``request.app.state.service``; and who is asking."""
+"""What every handler reaches through ``request.app.state.service``; and who is asking.
+
+The dependencies here are the whole of the service's access control, kept apart from the
+routes so that another router (a venue-compatible facade) reuses them as they are:
+
+* ``Anyone``: any valid key, as a :class:`Principal` (``Principal.name`` is who the engine is
+  told sent a command: ``operator`` or ``account:<id>``);
+* ``Operator``: the operator key only;
+* ``Owned``: the path's ``{account}`` (checked against the id rule), if the key may act on it;
+* ``Expensive``: a slot of the calculators' ``WorkGate`` for the key (429 when it has none).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from crossmargin.core.errors import StorageError
+from crossmargin.core.ids import ID_PATTERN, MAX_ID_LENGTH
+from crossmargin.service.compute import Calculators
 from crossmargin.service.host import EngineHost
 from crossmargin.service.keys import KeyRing, Principal
-from crossmargin.service.schemas import ACCOUNT_PATTERN
+from crossmargin.service.limits import WorkGate
 
 
 class Feed(Protocol):
@@ -28,6 +41,8 @@ class ServiceContext:
     keys: KeyRing
     symbols: tuple[str, ...]
     feed: Feed | None
+    gate: WorkGate = field(default_factory=WorkGate)
+    calculators: Calculators = field(default_factory=Calculators)
 
 
 def context_of(request: Request) -> ServiceContext:
@@ -61,9 +76,12 @@ async def operator(who: Annotated[Principal, Depends(principal)]) -> Principal:
     return who
 
 
-AccountPath = Annotated[
-    str, Path(pattern=ACCOUNT_PATTERN, max_length=64, description="the account id")
-]
+def id_path(description: str) -> Any:
+    return Path(pattern=ID_PATTERN, min_length=1, max_length=MAX_ID_LENGTH, description=description)
+
+
+AccountPath = Annotated[str, id_path("the account id")]
+OrderIdPath = Annotated[str, id_path("the order id")]
 
 
 async def owner(account: AccountPath, who: Annotated[Principal, Depends(principal)]) -> str:
@@ -72,7 +90,15 @@ async def owner(account: AccountPath, who: Annotated[Principal, Depends(principa
     return account
 
 
+async def expensive(
+    request: Request, who: Annotated[Principal, Depends(principal)]
+) -> AsyncIterator[None]:
+    async with context_of(request).gate.slot(who.name):
+        yield
+
+
 Context = Annotated[ServiceContext, Depends(service)]
 Anyone = Annotated[Principal, Depends(principal)]
 Operator = Annotated[Principal, Depends(operator)]
 Owned = Annotated[str, Depends(owner)]
+Expensive = Annotated[None, Depends(expensive)]

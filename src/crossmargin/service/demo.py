@@ -2,15 +2,26 @@
 
 The worked example (``sim.demo``) is a $1,000 book: long ETH at 10x and short BTC at 5x with
 $4,000 and $3,000 of notional ($400 and $600 of margin in isolated mode). The demo opens it
-twice, side by side, as ``demo-cross`` (one $1,000 cross wallet) and ``demo-isolated`` (both
-symbols isolated), at the real prices of the replay's first mark, then replays the May 2021
-crash from ``DEMO_START``: ETH falls from about 3,400 to 1,900 on 19 May.
+three times, side by side, at the real prices of the replay's first mark, then replays the May
+2021 crash from ``DEMO_START``: ETH falls from about 3,400 to 1,900 on 19 May (with a wick to
+1,400.73 at 13:40).
+
+* ``demo-cross``: one $1,000 cross wallet behind both legs;
+* ``demo-isolated``: both symbols isolated ($400 behind ETH, $600 behind BTC);
+* ``demo-cross-topped-up``: the cross book with $331 more in its wallet ($1,331), so that the
+  demo shows a margin call. The replay is known in advance and the amount is chosen from it:
+  the wick of 19 May 13:40 (ETH 1,400.73, BTC 28,688) takes this account's margin ratio to 88%,
+  over the 80% margin-call threshold and short of the 100% that liquidates. Margin calls live in
+  a narrow band (a margin balance between 1 and 1.25 times maintenance: about $14 to $17 here)
+  that an hourly replay mostly jumps over; any wallet from $1,329.11 to $1,332.58 lands in it.
+  At the next tick the replay moves BTC (back to 35,650) before ETH, the engine values the
+  account in between, and liquidates it.
 
 Quantities are the notionals divided by the start prices, rounded down to ``QUANTITY_STEP``, so
-the notionals are the worked example's to within a few dollars. Each account deposits $1,000 plus
-the taker fees of its two opening orders, so that after opening it holds the worked example's
-$1,000 of collateral (the example ignores fees; a venue charges them). Every setup command has a
-fixed id, so running the setup again on the same log changes nothing.
+the notionals are the worked example's to within a few dollars. Each account deposits its
+wallet plus the taker fees of its two opening orders, so that after opening it holds exactly
+its wallet as collateral (the example ignores fees; a venue charges them). Every setup command
+has a fixed id, so running the setup again on the same log changes nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +46,12 @@ LEGS = {  # symbol: (side, notional in USDT, leverage)
     ETH: ("buy", Decimal(4000), Decimal(10)),
     BTC: ("sell", Decimal(3000), Decimal(5)),
 }
-ACCOUNTS = {"demo-cross": "cross", "demo-isolated": "isolated"}
+TOP_UP = Decimal(331)
+ACCOUNTS = {  # account: (margin mode of both legs, collateral after opening)
+    "demo-cross": ("cross", WALLET),
+    "demo-isolated": ("isolated", WALLET),
+    "demo-cross-topped-up": ("cross", WALLET + TOP_UP),
+}
 
 
 def quantities(prices: Mapping[str, Decimal]) -> dict[str, Decimal]:
@@ -54,26 +70,26 @@ def setup_commands(
         (round_requirement(sizes[s] * prices[s] * taker_fee_rates[s]) for s in LEGS), Decimal(0)
     )
     commands: list[dict[str, Any]] = [
-        {"type": "seed_insurance_fund", "command_id": "demo:fund", "amount": INSURANCE_FUND}
+        {"type": "seed_insurance_fund", "command_id": "demo.fund", "amount": INSURANCE_FUND}
     ]
     commands += [
         {
             "type": "update_mark",
-            "command_id": f"demo:mark:{symbol}",
+            "command_id": f"demo.mark.{symbol}",
             "symbol": symbol,
             "price": price,
         }
         for symbol, price in sorted(prices.items())
     ]
-    for account, mode in ACCOUNTS.items():
-        tag = f"demo:{account}"
+    for account, (mode, wallet) in ACCOUNTS.items():
+        tag = f"demo.{account}"
         commands += [
-            {"type": "open_account", "command_id": f"{tag}:open", "account": account},
+            {"type": "open_account", "command_id": f"{tag}.open", "account": account},
             {
                 "type": "deposit",
-                "command_id": f"{tag}:deposit",
+                "command_id": f"{tag}.deposit",
                 "account": account,
-                "amount": WALLET + fees,
+                "amount": wallet + fees,
             },
         ]
         for symbol, (side, _, leverage) in LEGS.items():
@@ -81,7 +97,7 @@ def setup_commands(
                 commands.append(
                     {
                         "type": "set_margin_mode",
-                        "command_id": f"{tag}:mode:{symbol}",
+                        "command_id": f"{tag}.mode.{symbol}",
                         "account": account,
                         "symbol": symbol,
                         "margin_mode": "isolated",
@@ -91,14 +107,14 @@ def setup_commands(
             commands += [
                 {
                     "type": "set_leverage",
-                    "command_id": f"{tag}:leverage:{symbol}",
+                    "command_id": f"{tag}.leverage.{symbol}",
                     "account": account,
                     "symbol": symbol,
                     "leverage": leverage,
                 },
                 {
                     "type": "place_order",
-                    "command_id": f"{tag}:order:{symbol}",
+                    "command_id": f"{tag}.order.{symbol}",
                     "account": account,
                     "order_id": f"{account}-open-{symbol}",
                     "symbol": symbol,

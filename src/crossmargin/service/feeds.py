@@ -6,9 +6,10 @@ symbol, group-committed together) stamped with the mark's time for the price his
 * :class:`ReplayFeed`: a bundled episode (``sim.episodes``, real Binance hourly candles around a
   real crash) replayed intrabar (O, nearer extreme, farther extreme, C; see ``sim.feed``) at
   ``speed`` x real time, from ``start`` (default: the episode's start). Pacing awaits
-  ``asyncio.sleep``, anchored at the first mark like ``sim.feed.paced``, so a slow engine does not
-  accumulate drift. Command ids are ``replay:<episode>:<time>:<symbol>``: after a restart the
-  marks already in the log come back as duplicates and change nothing.
+  ``asyncio.sleep``, anchored at the first mark, so a slow engine does not
+  accumulate drift. Commands are the feed's own (principal ``feed``: no account can claim their
+  ids) with ids ``replay.<episode>.<time>.<symbol>``: after a restart the marks already in the log
+  come back as duplicates and change nothing.
 * :class:`LiveFeed`: polls an exchange object with ccxt's interface through
   ``sim.feed.PollingFeed`` (the blocking call runs in a worker thread); ccxt itself is only needed
   to build a real exchange (``sim.feed.ccxt_exchange``, the ``live`` extra). A failed poll is
@@ -24,6 +25,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from crossmargin.app.writer import FEED
 from crossmargin.core.errors import CrossmarginError, InvalidInput
 from crossmargin.core.numbers import format_decimal
 from crossmargin.service.host import EngineHost
@@ -34,11 +36,11 @@ LOG = logging.getLogger("crossmargin.service.feed")
 
 
 def mark_commands(mark: PriceMark, prefix: str) -> list[dict[str, Any]]:
-    stamp = mark.timestamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    stamp = mark.timestamp.astimezone(UTC).strftime("%Y%m%dT%H%M%S%f")
     return [
         {
             "type": "update_mark",
-            "command_id": f"{prefix}:{stamp}:{symbol}",
+            "command_id": f"{prefix}.{stamp}.{symbol}",
             "symbol": symbol,
             "price": price,
         }
@@ -103,7 +105,9 @@ class ReplayFeed:
                 await asyncio.sleep(wait)
             try:
                 await host.submit_many(
-                    mark_commands(mark, f"replay:{self.episode.name}"), mark.timestamp
+                    mark_commands(mark, f"replay.{self.episode.name}"),
+                    mark.timestamp,
+                    principal=FEED,
                 )
             except CrossmarginError as error:
                 LOG.error("replay stopped at %s: %s", mark.timestamp.isoformat(), error)
@@ -150,7 +154,7 @@ class LiveFeed:
                 self.last_error = f"{type(error).__name__}: {error}"
                 LOG.warning("live feed poll failed: %s", self.last_error)
             else:
-                await host.submit_many(mark_commands(mark, "live"), mark.timestamp)
+                await host.submit_many(mark_commands(mark, "live"), mark.timestamp, principal=FEED)
                 self.polls += 1
                 self.last = {s: format_decimal(p) for s, p in mark.prices.items()}
             await asyncio.sleep(self.poll_seconds)

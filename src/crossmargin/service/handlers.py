@@ -1,7 +1,9 @@
-"""What the route modules share: the refusal responses, building and running a command, shocks.
+"""What the route modules share: the refusal responses, building and running a command.
 
 Commands are validated at the edge by the engine's own validator (a bad field is a 422 and
-nothing is logged), then queued to the single writer; the response is the engine's result.
+nothing is logged), then queued to the single writer under the key's principal (``operator`` or
+``account:<id>``): command ids are unique per principal, so no key can claim, block or read the
+result of another key's command. The response is the engine's result.
 """
 
 from __future__ import annotations
@@ -13,11 +15,9 @@ from fastapi.responses import JSONResponse
 
 from crossmargin.app.commands import validate
 from crossmargin.core.errors import InvalidInput
-from crossmargin.core.portfolio import report_json
-from crossmargin.core.risk import Book, account_report
-from crossmargin.core.scenario import Shock, apply_shocks, parse_shock
 from crossmargin.service.context import ServiceContext
 from crossmargin.service.errors import rejection_status, with_field
+from crossmargin.service.keys import Principal
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -40,50 +40,36 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
     403: _response("a key used outside its scope"),
     404: _response("no such account, order or symbol"),
     409: _response("refused by the engine's state (the reason says why)"),
+    413: _response("the body is larger than the route's limit"),
     422: _response("a malformed field (named in `field`)"),
     503: _response("the event store is unavailable"),
 }
+BUSY: dict[int | str, dict[str, Any]] = {
+    429: _response("this key (or the server) has enough risk calculations running: retry later"),
+}
+
+
+def new_command_id() -> str:
+    return f"http-{uuid.uuid4().hex}"
 
 
 def command_from(body: dict[str, Any], kind: str, **fixed: str) -> dict[str, Any]:
     for name in ("type", *fixed):
         if name in body:
             raise InvalidInput(name, "is set by the route, not the body")
-    command_id = body["command_id"] if "command_id" in body else f"http:{uuid.uuid4().hex}"
+    command_id = body["command_id"] if "command_id" in body else new_command_id()
     command = {"type": kind, **fixed, **body, "command_id": command_id}
     validate(command)
     return command
 
 
-async def run_command(context: ServiceContext, command: dict[str, Any]) -> JSONResponse:
-    result = await context.host.submit(command)
+async def run_command(
+    context: ServiceContext, command: dict[str, Any], who: Principal
+) -> JSONResponse:
+    # checked here, not left to the engine: a repeated command id is answered with its first
+    # result before the engine looks at the rest, and a malformed request must still be a 422
+    symbol = command.get("symbol")
+    if symbol is not None and symbol not in context.symbols:
+        raise InvalidInput("symbol", f"{str(symbol)[:40]!a} is not traded on this engine")
+    result = await context.host.submit(command, principal=who.name)
     return JSONResponse(with_field(result), status_code=rejection_status(result))
-
-
-def parse_shocks(body: dict[str, Any], *, allowed: set[str]) -> list[Shock]:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise InvalidInput(unknown[0], "unknown field")
-    raw = body.get("shocks")
-    if not isinstance(raw, list) or not raw:
-        raise InvalidInput("shocks", "a list of at least one shock like ETHUSDT=-20%")
-    if len(raw) > 64:
-        raise InvalidInput("shocks", "at most 64 shocks")
-    shocks = []
-    for index, text in enumerate(raw):
-        if not isinstance(text, str):
-            raise InvalidInput(f"shocks[{index}]", "expected a string like ETHUSDT=-20%")
-        shocks.append(parse_shock(text, f"shocks[{index}]"))
-    return shocks
-
-
-def scenario_report(book: Book, shocks: list[Shock]) -> dict[str, Any]:
-    for index, shock in enumerate(shocks):
-        if shock.symbol not in book.marks:
-            raise InvalidInput(f"shocks[{index}]", f"no {shock.symbol} position to shock")
-    shocked = apply_shocks(book, shocks)
-    return {
-        "shocks": [shock.describe() for shock in shocks],
-        "current": report_json(account_report(book)),
-        "shocked": report_json(account_report(shocked)),
-    }

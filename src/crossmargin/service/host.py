@@ -23,17 +23,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from crossmargin.app.writer import Engine
+from crossmargin.app.writer import OPERATOR, Engine, log_key
 from crossmargin.core.errors import InvariantViolation, StorageError
 from crossmargin.ledger import open_store
 from crossmargin.ledger.store import StoredEntry
-from crossmargin.service.views import (
-    account_view,
-    event_accounts,
-    holders_of,
-    redact_for,
-    symbols_marked,
-)
+from crossmargin.service.redaction import event_accounts, redact_for
+from crossmargin.service.views import account_view, holders_of, symbols_marked
 from crossmargin.service.wire import dumps, plain
 
 T = TypeVar("T")
@@ -55,11 +50,14 @@ class EngineSettings:
 
 @dataclass(slots=True, eq=False)
 class Subscriber:
-    """One WebSocket's outbox. ``account`` None: the price stream."""
+    """One WebSocket's outbox. ``account`` None: the price stream. ``credential``: the hash of
+    the key it authenticated with; ``revoked`` is set when that key stops working."""
 
     account: str | None
+    credential: str = ""
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(SUBSCRIBER_BACKLOG))
     overflowed: bool = False
+    revoked: asyncio.Event = field(default_factory=asyncio.Event)
 
     def offer(self, text: str) -> None:
         if self.overflowed:
@@ -77,8 +75,8 @@ class Hub:
         self.prices: set[Subscriber] = set()
         self.accounts: dict[str, set[Subscriber]] = {}
 
-    def subscribe(self, account: str | None) -> Subscriber:
-        subscriber = Subscriber(account=account)
+    def subscribe(self, account: str | None, credential: str = "") -> Subscriber:
+        subscriber = Subscriber(account=account, credential=credential)
         if account is None:
             self.prices.add(subscriber)
         else:
@@ -94,6 +92,15 @@ class Hub:
             group.discard(subscriber)
             if not group:
                 del self.accounts[subscriber.account]
+
+    def revoke(self, credentials: frozenset[str]) -> int:
+        """Mark every subscriber of these keys revoked (its handler closes it); how many."""
+        found = 0
+        for subscriber in (*self.prices, *(s for group in self.accounts.values() for s in group)):
+            if subscriber.credential in credentials:
+                subscriber.revoked.set()
+                found += 1
+        return found
 
     def watched(self) -> frozenset[str]:
         return frozenset(self.accounts)
@@ -142,6 +149,7 @@ class _Item:
     commands: list[dict[str, Any]]
     stamp: datetime | None
     future: asyncio.Future[list[dict[str, Any]]]
+    principal: str = OPERATOR  # who sent the commands: their ids are unique per principal
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,20 +227,31 @@ class EngineHost:
         return await loop.run_in_executor(self._executor, query, engine)
 
     async def submit(
-        self, command: dict[str, Any], stamp: datetime | None = None
+        self,
+        command: dict[str, Any],
+        stamp: datetime | None = None,
+        *,
+        principal: str = OPERATOR,
     ) -> dict[str, Any]:
-        return (await self.submit_many([command], stamp))[0]
+        return (await self.submit_many([command], stamp, principal=principal))[0]
 
     async def submit_many(
-        self, commands: Sequence[dict[str, Any]], stamp: datetime | None = None
+        self,
+        commands: Sequence[dict[str, Any]],
+        stamp: datetime | None = None,
+        *,
+        principal: str = OPERATOR,
     ) -> list[dict[str, Any]]:
-        """Queue commands for the writer; answers once they are durable (in order)."""
+        """Queue commands for the writer; answers once they are durable (in order).
+
+        ``principal`` (``operator``, ``feed`` or ``account:<id>``) sent them: command ids are
+        unique per principal."""
         if self.failure is not None:
             raise self.failure
         if self._writer is None:
             raise StorageError("the engine is not running")
         future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Item(list(commands), stamp, future))
+        await self._queue.put(_Item(list(commands), stamp, future, principal))
         return await future
 
     # -- the writer ----------------------------------------------------------------------------
@@ -252,12 +271,13 @@ class EngineHost:
                     break
                 items.append(item)
             commands = [command for item in items for command in item.commands]
+            principals = [item.principal for item in items for _ in item.commands]
             watched = self.hub.watched()
             try:
                 if self.failure is not None:
                     raise self.failure
                 batch = await loop.run_in_executor(
-                    self._executor, _execute, self.engine, commands, watched
+                    self._executor, _execute, self.engine, commands, principals, watched
                 )
             except Exception as error:
                 if isinstance(error, InvariantViolation):
@@ -284,7 +304,7 @@ class EngineHost:
         for item in items:
             for command in item.commands:
                 if item.stamp is not None and isinstance(command.get("command_id"), str):
-                    stamps[command["command_id"]] = item.stamp
+                    stamps[log_key(item.principal, command["command_id"])] = item.stamp
         now = datetime.now(UTC)
         for entry in batch.entries:
             for event in entry.events:
@@ -318,10 +338,15 @@ class EngineHost:
         return messages
 
 
-def _execute(engine: Engine, commands: list[dict[str, Any]], watched: frozenset[str]) -> _Batch:
+def _execute(
+    engine: Engine,
+    commands: list[dict[str, Any]],
+    principals: list[str],
+    watched: frozenset[str],
+) -> _Batch:
     """On the engine thread: decide and append, read the entries back, build the fresh views."""
     before = engine.last_seq
-    results = engine.execute_batch(commands)
+    results = engine.execute_batch(commands, principals)
     entries = list(engine.store.read(before)) if engine.last_seq > before else []
     views: dict[str, dict[str, Any]] = {}
     if watched and entries:

@@ -6,21 +6,29 @@
   first start and shown once; only its hash is kept (in the key file).
 * Account keys are issued by the operator (when opening an account, or to replace a lost key;
   issuing a new key revokes the account's previous one).
+* A replaced or revoked key is announced to the ring's listeners (``on_revoke``), so the service
+  can close the WebSockets that authenticated with it: a socket outlives no key.
 * The key file is JSON ``{"operator": HASH | null, "accounts": {HASH: ACCOUNT}}``, written
   atomically with owner-only permissions. Without a file (tests) the ring lives in memory.
+* A principal names who sent a command (``operator`` or ``account:<id>``, see
+  ``app.writer``): command ids are unique per principal, so one key can neither claim nor read
+  the result of another key's command.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from crossmargin.app.writer import OPERATOR, account_principal
 from crossmargin.core.errors import Forbidden, InvalidInput, StorageError, Unauthorized
 
 OPERATOR_KEY_ENV = "CROSSMARGIN_OPERATOR_KEY"
@@ -35,6 +43,14 @@ class Principal:
 
     operator: bool
     account: str | None = None
+    credential: str = ""  # the key's hash: which sockets to close when that key is revoked
+
+    @property
+    def name(self) -> str:
+        """Who sends this key's commands, for the engine: ``operator`` or ``account:<id>``."""
+        if self.operator or self.account is None:
+            return OPERATOR
+        return account_principal(self.account)
 
     def may_read(self, account: str) -> bool:
         return self.operator or self.account == account
@@ -60,6 +76,7 @@ class KeyRing:
         self._lock = threading.Lock()
         self._operator: str | None = None
         self._accounts: dict[str, str] = {}  # hash -> account
+        self._listeners: list[Callable[[frozenset[str]], None]] = []
         if path is not None and path.exists():
             self._load(path)
 
@@ -114,14 +131,50 @@ class KeyRing:
             self._save()
             return fresh
 
+    def on_revoke(self, listener: Callable[[frozenset[str]], None]) -> Callable[[], None]:
+        """Call ``listener`` with the hashes of the keys that stop working, when they stop;
+        returns the function that removes it."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def remove() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return remove
+
     def issue(self, account: str) -> str:
         """A new key for ``account``; the account's previous key stops working."""
         fresh = KEY_PREFIX_ACCOUNT + secrets.token_urlsafe(32)
-        with self._lock:
-            self._accounts = {h: a for h, a in self._accounts.items() if a != account}
-            self._accounts[key_hash(fresh)] = account
-            self._save()
+        self._replace(account, key_hash(fresh))
         return fresh
+
+    def revoke(self, account: str) -> bool:
+        """``account``'s key stops working (no new one); False when it had none."""
+        return bool(self._replace(account, None))
+
+    def _replace(self, account: str, fresh: str | None) -> frozenset[str]:
+        with self._lock:
+            revoked = frozenset(h for h, a in self._accounts.items() if a == account)
+            kept = {h: a for h, a in self._accounts.items() if a != account}
+            if fresh is not None:
+                kept[fresh] = account
+            previous, self._accounts = self._accounts, kept
+            try:
+                self._save()
+            except StorageError:
+                self._accounts = previous
+                raise
+            listeners = tuple(self._listeners)
+        if revoked:
+            for listener in listeners:
+                listener(revoked)
+        return revoked
+
+    def current(self, credential: str) -> bool:
+        """Whether the key with this hash still works."""
+        with self._lock:
+            return credential == self._operator or credential in self._accounts
 
     def resolve(self, key: str | None) -> Principal:
         """The principal of ``key``; Unauthorized when it is missing or matches nothing."""
@@ -132,7 +185,7 @@ class KeyRing:
             operator = self._operator
             account = self._accounts.get(digest)
         if operator is not None and hmac.compare_digest(digest, operator):
-            return Principal(operator=True)
+            return Principal(operator=True, credential=digest)
         if account is not None:
-            return Principal(operator=False, account=account)
+            return Principal(operator=False, account=account, credential=digest)
         raise Unauthorized("the API key is not valid")

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-ACCOUNT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+from crossmargin.core.ids import ID_PATTERN, MAX_ID_LENGTH
+from crossmargin.service.compute import MAX_PORTFOLIOS, MAX_POSITIONS, MAX_SHOCKS
+
+ACCOUNT_PATTERN = ID_PATTERN
+ID = {"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": MAX_ID_LENGTH}
 SYMBOL = {"type": "string", "minLength": 1, "maxLength": 32, "examples": ["ETHUSDT"]}
 COMMAND_ID = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": 128,
-    "description": "idempotency key: a repeated id returns the first result and changes nothing",
+    **ID,
+    "description": "idempotency key, per key: the same key sending an id again gets the first "
+    "result and changes nothing; another key's ids are its own",
 }
 POSITIVE = {
     "anyOf": [
@@ -23,6 +26,20 @@ POSITIVE = {
         {"type": "number", "exclusiveMinimum": 0, "maximum": 1e15},
     ],
     "description": "a positive decimal; send a string to keep every digit",
+}
+AMOUNT_VALUE = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^[0-9]{1,13}(\.[0-9]{1,8})?$"},
+        {"type": "number", "exclusiveMinimum": 0, "maximum": 1e12},
+    ],
+    "description": "a positive amount, quantity or price: at most 10^12, on the 1e-8 quantum",
+}
+LEVERAGE_VALUE = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^[0-9]{1,4}(\.[0-9]{1,2})?$"},
+        {"type": "number", "minimum": 1, "maximum": 1000},
+    ],
+    "description": "1 to 1000 in steps of 0.01",
 }
 RATE = {
     "anyOf": [
@@ -47,24 +64,24 @@ def choice(*values: str) -> dict[str, Any]:
 
 
 OPEN_ACCOUNT = _object(
-    {"account": {"type": "string", "pattern": ACCOUNT_PATTERN, "examples": ["alice"]}},
+    {"account": {**ID, "examples": ["alice"]}},
     ["account"],
 )
-AMOUNT = _object({"amount": POSITIVE}, ["amount"])
+AMOUNT = _object({"amount": AMOUNT_VALUE}, ["amount"])
 ORDER = _object(
     {
-        "order_id": {"type": "string", "minLength": 1, "maxLength": 64},
+        "order_id": ID,
         "symbol": SYMBOL,
         "side": choice("buy", "sell"),
         "order_type": choice("market", "limit"),
-        "quantity": POSITIVE,
-        "price": POSITIVE,
+        "quantity": AMOUNT_VALUE,
+        "price": AMOUNT_VALUE,
         "reduce_only": {"type": "boolean"},
         "position_side": choice("long", "short"),
     },
     ["order_id", "symbol", "side", "order_type", "quantity"],
 )
-LEVERAGE = _object({"symbol": SYMBOL, "leverage": POSITIVE}, ["symbol", "leverage"])
+LEVERAGE = _object({"symbol": SYMBOL, "leverage": LEVERAGE_VALUE}, ["symbol", "leverage"])
 MARGIN_MODE = _object(
     {"symbol": SYMBOL, "margin_mode": choice("cross", "isolated")}, ["symbol", "margin_mode"]
 )
@@ -72,7 +89,7 @@ POSITION_MODE = _object({"position_mode": choice("one-way", "hedge")}, ["positio
 ISOLATED_MARGIN = _object(
     {
         "symbol": SYMBOL,
-        "amount": POSITIVE,
+        "amount": AMOUNT_VALUE,
         "action": choice("add", "remove"),
         "position_side": choice("long", "short"),
     },
@@ -82,7 +99,7 @@ MARKS = _object(
     {
         "prices": {
             "type": "object",
-            "additionalProperties": POSITIVE,
+            "additionalProperties": AMOUNT_VALUE,
             "minProperties": 1,
             "examples": [{"ETHUSDT": "1850.5"}],
         }
@@ -92,19 +109,20 @@ MARKS = _object(
 FUNDING = _object({"symbol": SYMBOL, "rate": RATE}, ["symbol", "rate"])
 FILL = _object(
     {
-        "order_id": {"type": "string", "minLength": 1, "maxLength": 64},
-        "quantity": POSITIVE,
-        "price": POSITIVE,
+        "account": ID,
+        "order_id": ID,
+        "quantity": AMOUNT_VALUE,
+        "price": AMOUNT_VALUE,
         "liquidity": choice("maker", "taker"),
     },
-    ["order_id", "quantity", "price"],
+    ["account", "order_id", "quantity", "price"],
 )
 SHOCK = {
     "type": "string",
     "pattern": r"^[A-Z0-9]{1,32}=(-?[0-9]{1,3}(\.[0-9]{1,4})?%|[0-9]{1,9}(\.[0-9]{1,8})?)$",
     "examples": ["ETHUSDT=-20%", "BTCUSDT=25000"],
 }
-SHOCK_LIST = {"type": "array", "items": SHOCK, "minItems": 1, "maxItems": 16}
+SHOCK_LIST = {"type": "array", "items": SHOCK, "minItems": 1, "maxItems": MAX_SHOCKS}
 SHOCKS = {
     "type": "object",
     "properties": {"shocks": SHOCK_LIST},
@@ -122,7 +140,7 @@ PORTFOLIO = {
         "position_mode": choice("one-way", "hedge"),
         "positions": {
             "type": "array",
-            "maxItems": 50,
+            "maxItems": MAX_POSITIONS,
             "items": {
                 "type": "object",
                 "required": [
@@ -147,6 +165,10 @@ PORTFOLIO = {
         },
         "mark_prices": {"type": "object", "additionalProperties": POSITIVE},
     },
+}
+RISK_DOCUMENT = {
+    "anyOf": [PORTFOLIO, {"type": "array", "items": PORTFOLIO, "maxItems": MAX_PORTFOLIOS}],
+    "description": "one portfolio, or a list of them (each answered in turn)",
 }
 PORTFOLIO_SCENARIO = {
     "type": "object",

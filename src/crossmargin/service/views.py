@@ -1,13 +1,10 @@
-"""Read models the service renders: an account's view, and events redacted for one account.
+"""Read models the service renders: an account's view, and who a batch's events concern.
 
 Everything here runs on the engine thread (the only thread that touches engine state) and uses
 the exact core: the account report is ``core.portfolio.report_json`` over ``account_report`` of
 the account's book, the same contract as ``crossmargin risk``.
 
-Redaction: an event goes to an account's stream only if it names that account (``account``, the
-``position``/``order`` it carries, or a funding ``payments`` row), and the copy drops postings to
-other accounts' ledgers and other accounts' payment rows. An account key never sees another
-account's data.
+What of an event an account may see is ``service.redaction``'s allow-list.
 """
 
 from __future__ import annotations
@@ -16,8 +13,8 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from crossmargin.app.liquidation import MARGIN_CALL_THRESHOLD
-from crossmargin.app.views import book_for, scopes_at_risk
+from crossmargin.app.examination import MARGIN_CALL_THRESHOLD
+from crossmargin.app.views import account_scopes, book_for
 from crossmargin.app.writer import Engine
 from crossmargin.core.numbers import ZERO, format_decimal
 from crossmargin.core.portfolio import report_json
@@ -40,19 +37,22 @@ def account_view(engine: Engine, account_id: str) -> dict[str, Any] | None:
     scopes = []
     worst: tuple[Decimal, str] | None = None
     maintenance_total = ZERO
-    for scope, collateral, risk, ratio, liquidatable in scopes_at_risk(state, account):
-        maintenance_total += risk.maintenance_margin
+    for scope in account_scopes(state, account):
+        if not scope.positions:
+            continue
+        maintenance_total += scope.risk.maintenance_margin
+        ratio = scope.margin_ratio
         shown = RATIO_WHEN_UNDERWATER if ratio is None else ratio
         if worst is None or shown > worst[0]:
-            worst = (shown, scope)
+            worst = (shown, str(scope.id))
         scopes.append(
             {
-                "scope": scope,
-                "collateral": format_decimal(collateral),
-                "margin_balance": format_decimal(collateral + risk.unrealized_pnl),
-                "maintenance_margin": format_decimal(risk.maintenance_margin),
+                "scope": str(scope.id),
+                "collateral": format_decimal(scope.collateral),
+                "margin_balance": format_decimal(scope.margin_balance),
+                "maintenance_margin": format_decimal(scope.risk.maintenance_margin),
                 "margin_ratio": _text(ratio),
-                "liquidatable": liquidatable,
+                "liquidatable": scope.liquidatable,
             }
         )
     symbols = {
@@ -99,48 +99,6 @@ def account_view(engine: Engine, account_id: str) -> dict[str, Any] | None:
         "position_mode": account.position_mode.value,
         "orders": orders,
     }
-
-
-def event_accounts(event: dict[str, Any]) -> set[str]:
-    """The accounts an event concerns."""
-    found: set[str] = set()
-    if isinstance(event.get("account"), str):
-        found.add(event["account"])
-    for key in ("position", "order"):
-        nested = event.get(key)
-        if isinstance(nested, dict) and isinstance(nested.get("account"), str):
-            found.add(nested["account"])
-    for payment in event.get("payments") or []:
-        if isinstance(payment, dict) and isinstance(payment.get("account"), str):
-            found.add(payment["account"])
-    return found
-
-
-def _ledger_owner(ledger: str) -> str | None:
-    kind, _, rest = ledger.partition(":")
-    if kind == "wallet":
-        return rest
-    if kind == "isolated":
-        return rest.split(":", 1)[0]
-    return None
-
-
-def redact_for(event: dict[str, Any], account: str) -> dict[str, Any]:
-    """A copy of ``event`` holding nothing about accounts other than ``account``."""
-    copy = dict(event)
-    if "postings" in copy:
-        copy["postings"] = [
-            posting
-            for posting in copy["postings"] or []
-            if _ledger_owner(str(posting[0])) in (None, account)
-        ]
-    if "payments" in copy:
-        copy["payments"] = [
-            payment
-            for payment in copy["payments"] or []
-            if isinstance(payment, dict) and payment.get("account") == account
-        ]
-    return copy
 
 
 def symbols_marked(events: Iterable[dict[str, Any]]) -> set[str]:

@@ -1,8 +1,10 @@
 """The wire format: JSON in (numbers as Decimal, never float) and JSON out (Decimals as strings).
 
-* ``parse_body`` reads a request body: numbers with a fraction become ``Decimal``; NaN and
-  infinities, duplicate or blank keys and invalid UTF-8 or JSON are refused with ``InvalidInput`` naming
-  the field (``body`` or the duplicated key).
+* ``parse_body`` reads a request body with the one hostile-input loader,
+  ``core.json_input.load_json``: invalid UTF-8 or JSON, NaN and infinities, duplicate keys,
+  nesting deeper than 64, integers of more than 40 digits and lone surrogates are each an
+  ``InvalidInput`` naming the field (``body``, or ``body.<key>`` for a duplicated key). The body's
+  size is bounded before it is read (``service.limits.BodyLimit``).
 * ``dumps`` writes Decimals at full precision as strings (``format_decimal``), so a client never
   reads money through a binary float.
 """
@@ -14,50 +16,27 @@ from decimal import Decimal
 from typing import Any
 
 from crossmargin.core.errors import InvalidInput
+from crossmargin.core.json_input import load_json
 from crossmargin.core.numbers import format_decimal
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if not key.strip():
-            raise InvalidInput("body", f"an object key {key!r} names no field")
-        if key in result:
-            raise InvalidInput(key, "appears twice in one object")
-        result[key] = value
-    return result
-
-
-def _reject_constant(name: str) -> Any:
-    raise InvalidInput("body", f"{name} is not a number JSON allows")
-
-
 def parse_body(raw: bytes) -> Any:
-    if not raw.strip():
-        raise InvalidInput("body", "a JSON body is required")
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInput("body", "the body is not UTF-8") from None
-    try:
-        return json.loads(
-            text,
-            parse_float=Decimal,
-            parse_constant=_reject_constant,
-            object_pairs_hook=_reject_duplicates,
-        )
-    except json.JSONDecodeError as error:
-        raise InvalidInput(
-            "body", f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
-        ) from None
-    except RecursionError:
-        raise InvalidInput("body", "the JSON is nested too deeply") from None
+        return load_json(raw, field="body")
+    except InvalidInput as error:
+        # a duplicated key is named as the body's field (``amount``), like every other field
+        if error.field.startswith("body."):
+            raise InvalidInput(error.field.removeprefix("body."), error.problem) from None
+        raise
 
 
 def parse_object(raw: bytes) -> dict[str, Any]:
     body = parse_body(raw)
     if not isinstance(body, dict):
         raise InvalidInput("body", "expected a JSON object")
+    for key in body:
+        if not key.strip():
+            raise InvalidInput("body", f"an object key {key!a} names no field")
     return body
 
 

@@ -49,7 +49,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 from crossmargin.app.model import BOTH, Account
-from crossmargin.app.views import book_for, scopes_at_risk
+from crossmargin.app.views import account_scopes, book_for
 from crossmargin.app.writer import Engine
 from crossmargin.core.errors import InvalidInput, InvariantViolation
 from crossmargin.core.numbers import ONE, ZERO, round_requirement
@@ -462,19 +462,18 @@ class _ModeRun:
         rule = self.spec.top_up
         if rule is None:
             return
-        for scope, collateral, risk, ratio, liquidatable in scopes_at_risk(
-            self.engine.state, self.account
-        ):
-            if not scope.startswith("isolated:") or liquidatable:
+        for scope in account_scopes(self.engine.state, self.account):
+            if scope.id.is_cross or not scope.positions or scope.liquidatable:
                 continue
+            ratio = scope.margin_ratio
             if ratio is not None and ratio < rule.trigger_ratio:
                 continue
-            balance = collateral + risk.unrealized_pnl
-            needed = round_requirement(risk.maintenance_margin / rule.target_ratio - balance)
+            balance = scope.margin_balance
+            needed = round_requirement(scope.risk.maintenance_margin / rule.target_ratio - balance)
             amount = min(needed, self._top_up_room())
             if amount <= 0:
                 continue
-            symbol = scope.split(":")[1]
+            symbol = scope.id.symbol
             self.reason = "top-up"
             result = self.execute(
                 {
@@ -534,17 +533,15 @@ class _ModeRun:
     def sample(self, timestamp: datetime, candle_start: datetime) -> None:
         state = self.engine.state
         account = self.account
-        scopes = scopes_at_risk(state, account)
-        upnl = sum((risk.unrealized_pnl for _, _, risk, _, _ in scopes), ZERO)
+        scopes = [scope for scope in account_scopes(state, account) if scope.positions]
+        upnl = sum((scope.risk.unrealized_pnl for scope in scopes), ZERO)
         isolated = sum(account.isolated.values(), ZERO)
-        cross_im = sum(
-            (risk.initial_margin for name, _, risk, _, _ in scopes if name == "cross"), ZERO
-        )
+        cross_im = sum((scope.risk.initial_margin for scope in scopes if scope.id.is_cross), ZERO)
         wanted = {"cross": ("cross",), "isolated": ("isolated:",)}.get(self.mode, ("",))
         known = [
             ratio
-            for name, _, _, ratio, _ in scopes
-            if ratio is not None and name.startswith(wanted)
+            for scope in scopes
+            if (ratio := scope.margin_ratio) is not None and str(scope.id).startswith(wanted)
         ]
         # A liquidation since the last sample means a scope reached maintenance (ratio >= 1) in
         # between, though the position is gone by now: the sample shows that 100%.

@@ -2,8 +2,10 @@
 CSV of everything that happened to the trader, and the summary rows the terminal table prints.
 
 Units: USD for money, quote currency per base unit for prices, margin ratios as fractions
-(maintenance / margin balance; 1 = liquidatable). Numbers are printed exactly (Decimal text);
-drawdown fractions are rounded up so risk is never understated.
+(maintenance / margin balance; 1 = liquidatable). The CSV and the HTML tables print exact Decimal
+text; what people read in a terminal (:func:`summary_rows`, the notes) shows money in cents with
+thousands separators (:func:`money_text`) and prices to six significant digits
+(:func:`price_text`). Drawdown fractions are rounded up so risk is never understated.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_UP, Decimal
 from pathlib import Path
 
 from crossmargin.core.errors import InvariantViolation
@@ -70,18 +72,65 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _money(value: Decimal, places: str = "0.01") -> str:
-    return format_decimal(value.quantize(Decimal(places)))
+CENT = Decimal("0.01")
+PRICE_DIGITS = 6  # significant digits of a price shown to people (a tick is finer than this)
+MAX_PRICE_PLACES = 12
+
+
+def _grouped(text: str) -> str:
+    """Thousands separators in the integer part of a plain decimal text (``-1234.5`` ->
+    ``-1,234.5``)."""
+    sign = "-" if text.startswith("-") else ""
+    whole, point, fraction = text.removeprefix("-").partition(".")
+    return f"{sign}{int(whole):,}{point}{fraction}"
+
+
+def money_text(value: Decimal) -> str:
+    """USD in cents, half-even, with separators: ``1305.684`` -> ``1,305.68``; ``3.5`` -> ``3.50``."""
+    cents = value.quantize(CENT, rounding=ROUND_HALF_EVEN)
+    if cents == 0:
+        cents = abs(cents)  # never "-0.00"
+    return _grouped(format(cents, "f"))
+
+
+def price_text(value: Decimal) -> str:
+    """A price to six significant digits, at least two decimals, separators: ``2181.23707903`` ->
+    ``2,181.24``, ``39263.52`` -> ``39,263.52``, ``0.3456789`` -> ``0.345679``."""
+    if value == 0:
+        return "0.00"
+    places = min(max(2, PRICE_DIGITS - (value.adjusted() + 1)), MAX_PRICE_PLACES)
+    text = format(value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN), "f")
+    whole, _, fraction = text.partition(".")
+    fraction = fraction.rstrip("0").ljust(2, "0")
+    return _grouped(f"{whole}.{fraction}")
+
+
+def quantity_text(value: Decimal) -> str:
+    """A quantity exactly (base units), with separators: ``12500.5`` -> ``12,500.5``."""
+    return _grouped(format_decimal(value))
+
+
+def signed_money_text(value: Decimal, negative: str, positive: str) -> str:
+    """``value`` as a word and an amount: ``signed_money_text(x, "received", "paid")`` reads
+    ``paid 2.25`` or ``received 8.76`` (zero: ``0.00``)."""
+    amount = money_text(abs(value))
+    if amount == "0.00":
+        return amount
+    return f"{negative if value < 0 else positive} {amount}"
+
+
+def _money(value: Decimal) -> str:
+    return money_text(value)
 
 
 def _percent(fraction: Decimal) -> str:
-    return f"{format_decimal((fraction * 100).quantize(Decimal('0.01')))}%"
+    return f"{(fraction * 100).quantize(CENT, rounding=ROUND_UP):f}%"
 
 
 def liquidation_summary(mode: ModeResult) -> str:
-    """``none`` or ``ETHUSDT long @ 2186.48 2021-05-19 12:40; ...``."""
+    """``none`` or ``ETHUSDT long @ 2,186.48 2021-05-19 12:40; ...``."""
     items = [
-        f"{a.symbol} {a.side} @ {format_decimal(a.price) if a.price is not None else '-'} "
+        f"{a.symbol} {a.side} @ {price_text(a.price) if a.price is not None else '-'} "
         f"{_time(a.timestamp)}" + (" (partial)" if a.kind == "partial-liquidation" else "")
         for a in mode.liquidations
     ]
@@ -102,7 +151,7 @@ SUMMARY_HEADER = (
     "liquidations",
     "fees paid",
     "liquidation fees",
-    "funding paid",
+    "funding",
     "capital tied up (peak / avg)",
 )
 
@@ -119,7 +168,7 @@ def summary_rows(result: BacktestResult) -> list[tuple[str, ...]]:
                 _liquidation_count(mode),
                 _money(mode.fees_paid),
                 _money(mode.liquidation_fees),
-                _money(mode.funding_paid),
+                signed_money_text(mode.funding_paid, "received", "paid"),
                 f"{_money(mode.capital_peak)} / {_money(mode.capital_average)}",
             )
         )
@@ -214,8 +263,9 @@ def report_notes(result: BacktestResult) -> tuple[str, ...]:
             f"{mode.mode}: final equity {_money(mode.final_equity)} USD from "
             f"{_money(mode.start_equity)}; max drawdown {_money(mode.max_drawdown_usd)} "
             f"({_percent(mode.max_drawdown_fraction)}); fees {_money(mode.fees_paid)}, "
-            f"liquidation fees {_money(mode.liquidation_fees)}, funding paid "
-            f"{_money(mode.funding_paid)}, top-ups {_money(mode.top_ups)}; capital tied up "
+            f"liquidation fees {_money(mode.liquidation_fees)}, funding "
+            f"{signed_money_text(mode.funding_paid, 'received', 'paid')}, top-ups "
+            f"{_money(mode.top_ups)}; capital tied up "
             f"peak {_money(mode.capital_peak)}, average {_money(mode.capital_average)}; "
             f"liquidations: {liquidation_summary(mode)}."
         )
@@ -252,11 +302,28 @@ def _activity_row(activity: Activity) -> list[str]:
     ]
 
 
+RUN_FILE = "backtest-run.txt"
+
+
+def report_run(directory: Path) -> str | None:
+    """Which run wrote the backtest report in ``directory`` (its ``run`` text), None when there
+    is none; a report without the record (older versions) reads as ``an unknown run``."""
+    if not (directory / "backtest.html").exists():
+        return None
+    try:
+        return (directory / RUN_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return "an unknown run"
+
+
 def write_backtest_report(
-    result: BacktestResult, directory: Path, stem: str = "backtest"
+    result: BacktestResult, directory: Path, stem: str = "backtest", run: str = ""
 ) -> BacktestFiles:
-    """Write ``<stem>.png``, ``<stem>.html`` (chart inline) and ``<stem>-events.csv``."""
+    """Write ``<stem>.png``, ``<stem>.html`` (chart inline) and ``<stem>-events.csv``, and
+    record ``run`` (which book on which data) in ``backtest-run.txt`` for :func:`report_run`."""
     directory.mkdir(parents=True, exist_ok=True)
+    if run:
+        (directory / RUN_FILE).write_text(run + "\n", encoding="utf-8")
     data = report_data(result)
     png = render_png(data)
     png_path = directory / f"{stem}.png"

@@ -21,11 +21,17 @@ from crossmargin.core.numbers import ZERO
 from crossmargin.core.position import MarginMode, Position, Side
 from crossmargin.core.risk import Book, is_liquidatable, margin_ratio, total_risk
 from crossmargin.core.venues import BINANCE_USDM
+from crossmargin.sim.spec import BacktestSpec, parse_spec
 
 ETH, BTC = "ETHUSDT", "BTCUSDT"
 START = {ETH: Decimal(2000), BTC: Decimal(40000)}
 WALLET = Decimal(1000)
 MARGINS = {ETH: Decimal(400), BTC: Decimal(600)}
+LEVERAGES = {ETH: Decimal(10), BTC: Decimal(5)}
+# The backtest opens the book with market orders whose taker fees come out of the wallet: $10 of
+# room above the $1,000 of margin pays them (as examples/backtest/worked-example.yaml does).
+BACKTEST_FEE_ROOM = Decimal(10)
+BACKTEST_SWEEP = ("1", "2", "3", "5", "8", "10", "15", "20")
 STEPS = tuple(Decimal(x) for x in ("0", "0.05", "0.10", "0.15", "0.20", "0.30"))
 
 Path = Callable[[Decimal], dict[str, Decimal]]
@@ -49,14 +55,14 @@ def demo_book(mode: MarginMode) -> Book:
     """The worked example's book in one margin mode."""
     isolated = mode is MarginMode.ISOLATED
 
-    def position(symbol: str, side: Side, quantity: str, leverage: int) -> Position:
+    def position(symbol: str, side: Side, quantity: str) -> Position:
         qty = Decimal(quantity)
         return Position(
             symbol=symbol,
             side=side,
             quantity=qty,
             entry_notional=qty * START[symbol],
-            leverage=Decimal(leverage),
+            leverage=LEVERAGES[symbol],
             margin_mode=mode,
             isolated_margin=MARGINS[symbol] if isolated else None,
         )
@@ -71,8 +77,43 @@ def demo_book(mode: MarginMode) -> Book:
         rules=BINANCE_USDM,
         instruments=instruments,
         marks=dict(START),
-        positions=(position(ETH, Side.LONG, "2", 10), position(BTC, Side.SHORT, "0.075", 5)),
+        positions=(position(ETH, Side.LONG, "2"), position(BTC, Side.SHORT, "0.075")),
         wallet_balance=ZERO if isolated else WALLET,
+    )
+
+
+def backtest_spec(episode: str = "may-2021") -> BacktestSpec:
+    """The worked example as a backtest SPEC (what ``crossmargin backtest`` runs without one):
+    the same margins and leverages, sized by margin at the first candle's prices, in cross and
+    isolated, held through ``episode``. The same book as examples/backtest/worked-example.yaml."""
+    return parse_spec(
+        {
+            "name": "worked-example",
+            "venue": BINANCE_USDM.name,
+            "wallet": str(WALLET + BACKTEST_FEE_ROOM),
+            "modes": ["cross", "isolated"],
+            "episode": episode,
+            "funding": {"rate": "0.0001"},
+            "positions": [
+                {
+                    "symbol": symbol,
+                    "side": side.value,
+                    "leverage": str(LEVERAGES[symbol]),
+                    "margin": str(MARGINS[symbol]),
+                }
+                for symbol, side in ((ETH, Side.LONG), (BTC, Side.SHORT))
+            ],
+            "sweep": {"leverage": list(BACKTEST_SWEEP)},
+        }
+    )
+
+
+def describe_backtest_book() -> str:
+    """One line naming the default backtest book, for the CLI's output."""
+    return (
+        f"the worked example book (${WALLET:,} of margin: long ETH {LEVERAGES[ETH]}x with "
+        f"${MARGINS[ETH]}, short BTC {LEVERAGES[BTC]}x with ${MARGINS[BTC]}; "
+        f"${BACKTEST_FEE_ROOM} more in the wallet for the opening fees), in cross and in isolated"
     )
 
 

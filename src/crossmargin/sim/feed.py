@@ -1,10 +1,10 @@
 """Price feeds: iterators of :class:`PriceMark` (a timestamp and a price per symbol).
 
-Three sources share the one mark type:
+Two sources share the one mark type (the service paces a replay itself, and operator-posted
+marks go straight to the engine):
 
-* **Candle replay** (:func:`replay`, paced by :func:`paced`): aligned candles of several symbols
-  replayed as marks, with intrabar realism.
-* **Operator-posted** (:class:`PostedFeed`): a thread-safe queue the service pushes prices into.
+* **Candle replay** (:func:`replay`): aligned candles of several symbols replayed as marks, with
+  intrabar realism.
 * **Live polling** (:class:`PollingFeed`): polls an exchange object with ccxt's interface
   (``fetch_ticker``, ``fetch_mark_price``); ccxt itself is an optional extra, never imported here.
 
@@ -13,25 +13,21 @@ which order. A replayed candle yields four marks, O -> first extreme -> second e
 the extreme *nearer the open* is visited first (the shorter excursion is the likelier first one);
 on a tie the candle's direction decides (a rising candle visits its low first). So every candle
 tests a long against its Low and a short against its High before its Close. Backtests that only
-need the worst case use :meth:`Candle.worst_for` (Low for a long, High for a short) or
-:func:`adverse_prices` for a whole book.
+need the worst case use :meth:`Candle.worst_for` (Low for a long, High for a short).
 
 Intrabar marks carry nominal times: the open at the candle's start, the extremes at 1/3 and 2/3
 of the interval, the close at ``start + interval - 1 ms`` (the venue's own kline close time).
 Only their order is data; the times exist so that marks are strictly increasing and can be paced.
 
-Pacing never calls ``time.sleep`` directly: it goes through an injected :class:`Clock`, so tests
-replay at any speed without waiting.
+Polling never calls ``time.sleep`` directly: it goes through an injected :class:`Clock`, so tests
+poll without waiting.
 """
 
 from __future__ import annotations
 
 import importlib
-import math
-import queue
-import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -39,9 +35,8 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from crossmargin.core.errors import Conflict, InvalidInput, InvariantViolation
+from crossmargin.core.errors import InvalidInput
 from crossmargin.core.numbers import parse_positive
-from crossmargin.core.position import Side
 from crossmargin.sim.market import Candle, CandleSeries
 
 CLOSE_BEFORE_END = timedelta(milliseconds=1)
@@ -116,24 +111,6 @@ def intrabar_times(start: datetime, interval: timedelta) -> tuple[datetime, ...]
         start + interval * 2 / 3,
         start + interval - CLOSE_BEFORE_END,
     )
-
-
-def adverse_prices(
-    candles: Mapping[str, Candle], exposure: Mapping[str, Side]
-) -> dict[str, Decimal]:
-    """Each symbol at its worst for the book within the bar: a net long at its Low, a net short
-    at its High, an unexposed symbol at its Close.
-
-    Combining the extremes of several symbols is conservative: an hourly candle cannot say
-    whether BTC's low and ETH's high happened at the same instant.
-    """
-    unknown = sorted(set(exposure) - set(candles))
-    if unknown:
-        raise InvalidInput("exposure", f"no candle for {', '.join(unknown)}")
-    return {
-        symbol: candle.worst_for(exposure[symbol]) if symbol in exposure else candle.close
-        for symbol, candle in candles.items()
-    }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -212,112 +189,6 @@ def replay(aligned: AlignedCandles, *, intrabar: bool = True) -> Iterator[PriceM
                 candle_start=stamp,
                 step=step,
             )
-
-
-def paced(marks: Iterable[PriceMark], *, speed: float, clock: Clock) -> Iterator[PriceMark]:
-    """Yield ``marks`` no faster than ``speed`` x real time (3600: an hour of data per second).
-
-    The schedule is anchored at the first mark, so slow consumers do not accumulate drift: a mark
-    already late is yielded at once.
-    """
-    if not (speed > 0 and math.isfinite(speed)):
-        raise InvalidInput("speed", f"must be a positive finite factor, got {speed}")
-    return _paced(marks, speed, clock)
-
-
-def _paced(marks: Iterable[PriceMark], speed: float, clock: Clock) -> Iterator[PriceMark]:
-    first: datetime | None = None
-    started = 0.0
-    for mark in marks:
-        if first is None:
-            first, started = mark.timestamp, clock.monotonic()
-        else:
-            due = started + (mark.timestamp - first).total_seconds() / speed
-            wait = due - clock.monotonic()
-            if wait > 0:
-                clock.sleep(wait)
-        yield mark
-
-
-class PostedFeed:
-    """Prices posted by an operator (the service pushes, a consumer iterates).
-
-    Every mark carries the latest price of every symbol posted so far. Timestamps must not go
-    backwards. Thread-safe; ``close`` ends iteration once the queued marks are consumed.
-    """
-
-    _CLOSED = object()
-
-    def __init__(self, *, clock: Clock | None = None, maxsize: int = 10_000) -> None:
-        self._clock = clock or SystemClock()
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=maxsize + 1)
-        self._maxsize = maxsize
-        self._lock = threading.Lock()
-        self._latest: dict[str, Decimal] = {}
-        self._last_time: datetime | None = None
-        self._closed = False
-
-    @property
-    def latest(self) -> Mapping[str, Decimal]:
-        with self._lock:
-            return MappingProxyType(dict(self._latest))
-
-    def post(self, prices: Mapping[str, object], timestamp: datetime | None = None) -> PriceMark:
-        """Validate and enqueue prices (strings or Decimals); returns the mark consumers will see."""
-        parsed = _parse_prices(prices)
-        with self._lock:
-            if self._closed:
-                raise Conflict("feed-closed", "the price feed is closed")
-            if self._queue.qsize() >= self._maxsize:
-                raise Conflict("feed-full", f"{self._maxsize} marks are waiting to be consumed")
-            stamp = self._clock.now() if timestamp is None else timestamp
-            if stamp.utcoffset() is None:
-                raise InvalidInput("timestamp", "must be timezone-aware (UTC)")
-            stamp = stamp.astimezone(UTC)
-            if self._last_time is not None and stamp < self._last_time:
-                raise InvalidInput(
-                    "timestamp",
-                    f"{stamp.isoformat()} is before the last posted {self._last_time.isoformat()}",
-                )
-            self._latest.update(parsed)
-            self._last_time = stamp
-            mark = PriceMark(timestamp=stamp, prices=MappingProxyType(dict(self._latest)))
-            self._queue.put_nowait(mark)
-            return mark
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._queue.put_nowait(self._CLOSED)
-
-    def get(self, timeout: float | None = None) -> PriceMark | None:
-        """The next mark; None after ``timeout`` seconds, or once the feed is closed and drained."""
-        try:
-            item = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        if item is self._CLOSED:
-            self._queue.put_nowait(item)  # every other consumer must see the end too
-            return None
-        if not isinstance(item, PriceMark):
-            raise InvariantViolation(f"a posted feed queued a {type(item).__name__}")
-        return item
-
-    def __iter__(self) -> Iterator[PriceMark]:
-        while (mark := self.get()) is not None:
-            yield mark
-
-
-def _parse_prices(prices: Mapping[str, object]) -> dict[str, Decimal]:
-    if not prices:
-        raise InvalidInput("prices", "at least one symbol price is required")
-    parsed = {}
-    for symbol, value in prices.items():
-        if not isinstance(symbol, str) or not symbol.strip() or symbol != symbol.strip():
-            raise InvalidInput("prices", f"invalid symbol {symbol!r}")
-        parsed[symbol] = parse_positive(value, f"prices.{symbol}")
-    return parsed
 
 
 class PriceSource(Enum):

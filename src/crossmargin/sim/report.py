@@ -111,6 +111,9 @@ class ReportData:
                 if symbol not in self.prices:
                     raise InvalidInput(f"{name}.{symbol}", f"no price series for {symbol}")
                 _check_length(values, count, f"{name}.{symbol}")
+        self._check_modes(count)
+
+    def _check_modes(self, count: int) -> None:
         names = [mode.name for mode in self.modes]
         if len(set(names)) != len(names):
             raise InvalidInput("modes", f"mode names must be unique, got {', '.join(names)}")

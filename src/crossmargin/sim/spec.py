@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,9 +46,15 @@ from pathlib import Path
 from typing import Any
 
 from crossmargin.core.errors import InvalidInput
+from crossmargin.core.json_input import load_json
 from crossmargin.core.numbers import parse_decimal, parse_non_negative, parse_positive
 from crossmargin.core.position import MarginMode, Side
-from crossmargin.core.venues import DEFAULT_VENUE, MarginModeScope, VenueRules, venue
+from crossmargin.core.venues import (
+    DEFAULT_VENUE,
+    MarginModeScope,
+    VenueRules,
+    venue,
+)
 from crossmargin.sim.market import parse_utc_datetime
 
 MODES = ("cross", "isolated", "mixed")
@@ -238,12 +243,7 @@ def load_spec(path: str | Path) -> BacktestSpec:
     if file_path.suffix.lower() in (".yaml", ".yml"):
         document = _yaml(text, str(file_path))
     else:
-        try:
-            document = json.loads(text, parse_float=Decimal)
-        except json.JSONDecodeError as error:
-            raise InvalidInput(
-                str(file_path), f"invalid JSON at line {error.lineno}: {error.msg}"
-            ) from None
+        document = load_json(text, field=str(file_path))
     return parse_spec(document, base_dir=file_path.parent, default_name=file_path.stem)
 
 

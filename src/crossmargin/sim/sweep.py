@@ -17,8 +17,9 @@ Parameters:
   allocation, so this sweep runs the ``isolated`` and ``mixed`` modes only.
 
 Opening mirrors the engine: every position opens at the first candle's open (``open_at`` is
-ignored), the taker fee is paid from the cross wallet, or from the isolated margin for an isolated
-position; an account whose wallet cannot pay initial margin and fees is reported as refused.
+ignored), the taker fee is paid from the cross wallet (an isolated position starts with exactly
+its allocated margin); an account whose wallet cannot pay initial margin and fees is reported as
+refused.
 Funding is settled at 00/08/16 UTC closes like the engine does. Rules (stops, top-ups,
 rebalancing) are not applied: a sweep answers how long the book survives unmanaged.
 Symbols move one after another within a mark, in the spec's order, as in the engine.
@@ -117,10 +118,10 @@ def sweep_book(
         if margin_mode is MarginMode.ISOLATED:
             factor = value if parameter == "allocation" else Decimal(1)
             allocated = round_requirement(initial * factor)
-            if allocated > wallet - cross_initial:
-                return None, "the wallet cannot pay the allocation"
-            wallet -= allocated
-            collateral = allocated - fee  # the opening fee is paid from the isolated margin
+            if allocated + fee > wallet - cross_initial:
+                return None, "the wallet cannot pay the allocation and fees"
+            wallet -= allocated + fee  # the opening fee is paid from the wallet, as the engine does
+            collateral = allocated
         else:
             wallet -= fee
             cross_initial += initial
