@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from crossmargin.core.errors import InvalidInput
-from crossmargin.sim.backtest import BacktestResult, ModeResult, run_backtest
+from crossmargin.sim.backtest import run_backtest
+from crossmargin.sim.backtest_results import BacktestResult, ModeResult
 from crossmargin.sim.feed import align
 from crossmargin.sim.market import load_candles
-from crossmargin.sim.spec import parse_spec
+from crossmargin.sim.spec_load import parse_spec
 from tests.backtest.scenarios import ETH_CRASH, START, eth_long_spec, write_candles
 
 

@@ -154,7 +154,7 @@ def test_each_required_episode_runs_the_worked_example_and_writes_the_report(
 
 
 def test_the_managed_example_spec_is_valid() -> None:
-    from crossmargin.sim.spec import load_spec
+    from crossmargin.sim.spec_load import load_spec
 
     spec = load_spec(EXAMPLES / "managed-hedge.yaml")
     assert spec.top_up is not None and spec.rebalance is not None
@@ -205,7 +205,7 @@ def test_the_default_book_is_the_worked_example_spec() -> None:
     from dataclasses import replace
 
     from crossmargin.sim.demo import backtest_spec
-    from crossmargin.sim.spec import load_spec
+    from crossmargin.sim.spec_load import load_spec
 
     example = load_spec(EXAMPLES / "worked-example.yaml")
     assert replace(backtest_spec(), name=example.name) == example

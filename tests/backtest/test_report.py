@@ -10,7 +10,7 @@ from crossmargin.sim.backtest import run_backtest
 from crossmargin.sim.backtest_report import INTRABAR_NOTE, report_data, summary_rows
 from crossmargin.sim.feed import align
 from crossmargin.sim.market import load_candles
-from crossmargin.sim.spec import parse_spec
+from crossmargin.sim.spec_load import parse_spec
 from tests.backtest.scenarios import ETH_CRASH, eth_long_spec, write_candles
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.position import MarginMode, Side
-from crossmargin.sim.spec import load_spec, parse_spec, parse_sweep_option
+from crossmargin.sim.spec_load import load_spec, parse_spec
+from crossmargin.sim.spec_rules import parse_sweep_option
 from tests.backtest.scenarios import eth_long_spec
 
 YAML = """

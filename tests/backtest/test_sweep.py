@@ -14,7 +14,8 @@ from crossmargin.core.errors import InvalidInput
 from crossmargin.sim.backtest import run_backtest
 from crossmargin.sim.feed import AlignedCandles, align
 from crossmargin.sim.market import load_candles
-from crossmargin.sim.spec import SweepSpec, parse_spec
+from crossmargin.sim.spec import SweepSpec
+from crossmargin.sim.spec_load import parse_spec
 from crossmargin.sim.sweep import render_sweep_png, run_sweep
 from tests.backtest.scenarios import ETH_CRASH, START, eth_long_spec, write_candles
 

@@ -38,7 +38,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Replayed:
         keys.update(await demo.open_demo(context, feed.first_prices(), feed.first_time()))
         for account in demo.ACCOUNTS:
             accounts[account] = await context.host.read(
-                lambda engine, name=account: engine.state.accounts[name]
+                lambda model, name=account: model.accounts[name]
             )
 
     database = str(tmp_path_factory.mktemp("demo") / "demo.db")

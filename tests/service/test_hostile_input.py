@@ -146,7 +146,7 @@ def test_every_id_a_marks_post_generates_follows_the_id_rule(world: World) -> No
     assert_refusal(not_an_id, 422, "command_id")
     assert fits.status_code == 200, fits.text
     host = server.context.host
-    keys = server.on_server(host.read(lambda engine: list(engine.results)))
+    keys = server.on_server(host.read(lambda model: [e.command_id for e in model.entries(0)]))
     generated = [key.split("/", 1)[1] for key in keys if "m" * 56 in key]
     assert len(generated) == 2 and all(is_id(command_id) for command_id in generated)
 

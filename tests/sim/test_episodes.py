@@ -18,7 +18,7 @@ from crossmargin.sim.episodes import (
     get_episode,
     load_episode,
 )
-from crossmargin.sim.market import WarningKind
+from crossmargin.sim.market_warnings import WarningKind
 
 ROOT = Path(__file__).resolve().parents[2]
 

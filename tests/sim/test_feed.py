@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.position import Side
+from crossmargin.sim.candles import Candle, CandleSeries
 from crossmargin.sim.episodes import load_episode
 from crossmargin.sim.feed import (
     ExtremeOrder,
@@ -27,7 +28,7 @@ from crossmargin.sim.feed import (
     intrabar_times,
     replay,
 )
-from crossmargin.sim.market import Candle, CandleSeries, parse_candles
+from crossmargin.sim.market import parse_candles
 from tests.sim.candles import START, csv_text, row, rows
 
 HOUR = timedelta(hours=1)

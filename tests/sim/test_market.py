@@ -12,13 +12,9 @@ import pytest
 
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.position import Side
-from crossmargin.sim.market import (
-    TimeWindow,
-    ValidationThresholds,
-    WarningKind,
-    load_candles,
-    parse_utc_datetime,
-)
+from crossmargin.sim.candles import TimeWindow, parse_utc_datetime
+from crossmargin.sim.market import load_candles
+from crossmargin.sim.market_warnings import ValidationThresholds, WarningKind
 from tests.sim.candles import HEADER, START, csv_text, row, rows
 
 

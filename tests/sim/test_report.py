@@ -16,18 +16,10 @@ import pytest
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.position import Side
 from crossmargin.sim.episodes import load_episode
-from crossmargin.sim.report import (
-    EVENT_COLUMNS,
-    LiquidationEvent,
-    ModeTrack,
-    PositionTrack,
-    ProgressBar,
-    ReportData,
-    render_html,
-    with_progress,
-    write_events_csv,
-    write_report,
-)
+from crossmargin.sim.progress import ProgressBar, with_progress
+from crossmargin.sim.report import write_report
+from crossmargin.sim.report_data import LiquidationEvent, ModeTrack, PositionTrack, ReportData
+from crossmargin.sim.report_tables import EVENT_COLUMNS, render_html, write_events_csv
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 QUANTITY = Decimal("0.5")

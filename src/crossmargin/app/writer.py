@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from crossmargin.app import screening
@@ -33,8 +34,8 @@ from crossmargin.core.errors import InvalidInput, InvariantViolation
 from crossmargin.core.ids import is_id
 from crossmargin.core.instrument import Instrument
 from crossmargin.core.venues import venue
-from crossmargin.ledger.codec import canonical_json, decode, state_hash, text_hash
-from crossmargin.ledger.store import EventStore
+from crossmargin.ledger.codec import JsonValue, canonical_json, decode, state_hash, text_hash
+from crossmargin.ledger.store import EventStore, StoredEntry
 
 GENESIS_ID = "genesis"
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "DOGEUSDT", "LINKUSDT", "AVAXUSDT")
@@ -75,6 +76,14 @@ def build_state(config: dict[str, Any]) -> EngineState:
             raise InvalidInput("symbols", f"{symbol!r} is not in the {rules.name} table")
         instruments[str(symbol)] = instrument
     return EngineState(rules, instruments)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one batch produced: a result per command, and the entries it appended."""
+
+    results: list[dict[str, Any]]
+    committed: list[StoredEntry]
 
 
 class Engine:
@@ -141,6 +150,14 @@ class Engine:
         """Decide each command in order, append all of them in one transaction, then answer.
 
         ``principals[i]`` sent ``commands[i]`` (default: the operator)."""
+        return self.run_batch(commands, principals).results
+
+    def run_batch(
+        self, commands: Sequence[object], principals: Sequence[str] | None = None
+    ) -> Batch:
+        """:meth:`execute_batch`, also returning the entries it committed (what a publisher
+        sends on: each entry's sequence number, key, command, result and event records, as the
+        log holds them), so nobody reads back what was just written."""
         if principals is None:
             principals = [OPERATOR] * len(commands)
         elif len(principals) != len(commands):
@@ -171,21 +188,27 @@ class Engine:
                 outcome.draft.commit()  # later commands of the batch see this one
                 # the screen is brought up to date lazily, at the next mark tick
                 self.state.screen_dirty |= screening.touched_accounts(outcome.events)
-            records = [event.to_record() for event in outcome.events]
+            records: list[JsonValue] = [event.to_record() for event in outcome.events]
             logged = command.to_record() if isinstance(command, Command) else command
             pending.append((key, logged, outcome.result, records))
             seen_here[key] = outcome.result
+        committed: list[StoredEntry] = []
         if pending:
             try:
                 seqs = self.store.append_batch(pending)
             except Exception:
                 self._reload()
                 raise
-            for (key, _, result, _), seq in zip(pending, seqs, strict=True):
+            for (key, logged, result, records), seq in zip(pending, seqs, strict=True):
                 self.results[key] = result
                 self.last_seq = seq
+                committed.append(
+                    StoredEntry(
+                        seq=seq, command_id=key, command=logged, result=result, events=records
+                    )
+                )
             self._maybe_snapshot(len(pending))
-        return results
+        return Batch(results=results, committed=committed)
 
     def _reload(self) -> None:
         """Memory ran ahead of a failed append: rebuild it from the log."""

@@ -24,7 +24,7 @@ from crossmargin.cli.render import table
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.numbers import format_decimal
 from crossmargin.ledger import EventStore, open_store
-from crossmargin.sim.backtest import BacktestResult, run_backtest
+from crossmargin.sim.backtest import run_backtest
 from crossmargin.sim.backtest_report import (
     SUMMARY_HEADER,
     money_text,
@@ -34,12 +34,18 @@ from crossmargin.sim.backtest_report import (
     summary_rows,
     write_backtest_report,
 )
+from crossmargin.sim.backtest_results import BacktestResult
+from crossmargin.sim.candles import CandleSeries, TimeWindow
 from crossmargin.sim.demo import backtest_spec, describe_backtest_book
 from crossmargin.sim.episodes import episode_names, load_episode
 from crossmargin.sim.feed import AlignedCandles, align
-from crossmargin.sim.market import CandleSeries, DataWarning, TimeWindow, load_candles
-from crossmargin.sim.report import ProgressBar
-from crossmargin.sim.spec import BacktestSpec, load_spec, parse_modes, parse_sweep_option
+from crossmargin.sim.market import load_candles
+from crossmargin.sim.market_warnings import DataWarning
+from crossmargin.sim.progress import ProgressBar
+from crossmargin.sim.spec import BacktestSpec
+from crossmargin.sim.spec_fields import parse_modes
+from crossmargin.sim.spec_load import load_spec
+from crossmargin.sim.spec_rules import parse_sweep_option
 from crossmargin.sim.sweep import SweepResult, render_sweep_png, run_sweep
 
 FILE_SUFFIX = "_1h.csv"

@@ -7,8 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from crossmargin.app.views import book_for
-from crossmargin.app.writer import Engine
+from crossmargin.app.queries import ReadModel
 from crossmargin.core.errors import InvalidInput, NotFound
 from crossmargin.core.portfolio import report_json
 from crossmargin.core.risk import account_report
@@ -33,7 +32,7 @@ router = APIRouter(prefix="/v1", responses=REFUSALS)
 
 
 async def _view(context: ServiceContext, account: str) -> dict[str, Any]:
-    view = await context.host.read(lambda engine: account_view(engine, account))
+    view = await context.host.read(lambda model: account_view(model, account))
     if view is None:
         raise NotFound("account", account)
     return view
@@ -50,11 +49,11 @@ async def get_account(account: Owned, context: Context) -> dict[str, Any]:
     summary="the account's report in the `crossmargin risk` contract",
 )
 async def account_risk(account: Owned, context: Context) -> dict[str, Any]:
-    def read(engine: Engine) -> dict[str, Any] | None:
-        held = engine.state.accounts.get(account)
+    def read(model: ReadModel) -> dict[str, Any] | None:
+        held = model.accounts.get(account)
         if held is None:
             return None
-        return report_json(account_report(book_for(engine.state, held)))
+        return report_json(account_report(model.book(held)))
 
     report = await context.host.read(read)
     if report is None:
@@ -85,9 +84,9 @@ async def account_scenario(
 ) -> Response:
     shocks = parse_shocks(parse_object(await request.body()), allowed={"shocks"})
 
-    def read(engine: Engine) -> Any:
-        held = engine.state.accounts.get(account)
-        return None if held is None else book_for(engine.state, held)
+    def read(model: ReadModel) -> Any:
+        held = model.accounts.get(account)
+        return None if held is None else model.book(held)
 
     book = await context.host.read(read)  # the book only: the valuation runs off this thread
     if book is None:

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
-from crossmargin.app.writer import Engine
+from crossmargin.app.queries import ReadModel
 from crossmargin.core.errors import InvalidInput, NotFound
 from crossmargin.core.ids import MAX_ID_LENGTH, is_id, parse_id
 from crossmargin.core.numbers import parse_positive
@@ -40,15 +40,15 @@ router = APIRouter(prefix="/v1", responses=REFUSALS)
 
 @router.get("/engine", tags=["operator"], summary="engine status: log position, state hash, feed")
 async def engine_status(context: Context, _: Operator) -> dict[str, Any]:
-    def read(engine: Engine) -> dict[str, Any]:
+    def read(model: ReadModel) -> dict[str, Any]:
         return {
-            "venue": engine.config["venue"],
-            "symbols": list(engine.config["symbols"]),
-            "matching": engine.matching,
-            "last_seq": engine.last_seq,
-            "state_hash": engine.state_hash(),
-            "accounts": len(engine.state.accounts),
-            "insurance_fund": engine.state.ledgers.insurance_fund,
+            "venue": model.venue,
+            "symbols": list(model.symbols),
+            "matching": model.matching,
+            "last_seq": model.last_seq,
+            "state_hash": model.state_hash(),
+            "accounts": len(model.accounts),
+            "insurance_fund": model.ledgers.insurance_fund,
         }
 
     status = await context.host.read(read)
@@ -58,7 +58,7 @@ async def engine_status(context: Context, _: Operator) -> dict[str, Any]:
 
 @router.get("/accounts", tags=["operator"], summary="every account id")
 async def list_accounts(context: Context, _: Operator) -> dict[str, Any]:
-    accounts = await context.host.read(lambda engine: sorted(engine.state.accounts))
+    accounts = await context.host.read(lambda model: sorted(model.accounts))
     return {"accounts": accounts}
 
 
@@ -80,7 +80,7 @@ async def open_account(request: Request, context: Context, who: Operator) -> JSO
 
 
 async def _existing(context: Context, account: str) -> None:
-    exists = await context.host.read(lambda engine: account in engine.state.accounts)
+    exists = await context.host.read(lambda model: account in model.accounts)
     if not exists:
         raise NotFound("account", account)
 

@@ -83,7 +83,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         host = EngineHost(settings)
         await host.start()
-        symbols = await host.read(lambda engine: tuple(sorted(engine.state.instruments)))
+        symbols = await host.read(lambda model: tuple(sorted(model.instruments)))
         context = ServiceContext(host=host, keys=keys, symbols=symbols, feed=feed)
         app.state.service = context
         loop = asyncio.get_running_loop()

@@ -131,7 +131,7 @@ async def open_demo(
 ) -> dict[str, str]:
     """Run the setup (its marks stamped ``stamp``); returns a fresh key per demo account."""
     rates = await context.host.read(
-        lambda engine: {s: engine.state.instruments[s].taker_fee_rate for s in LEGS}
+        lambda model: {s: model.instruments[s].taker_fee_rate for s in LEGS}
     )
     commands = setup_commands(prices, rates)
     results = await context.host.submit_many(commands, stamp)

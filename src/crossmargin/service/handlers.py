@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from crossmargin.app.commands import validate
+from crossmargin.app.commands import Command, parse_command
 from crossmargin.core.errors import InvalidInput
 from crossmargin.service.context import ServiceContext
 from crossmargin.service.errors import rejection_status, with_field
@@ -53,22 +53,19 @@ def new_command_id() -> str:
     return f"http-{uuid.uuid4().hex}"
 
 
-def command_from(body: dict[str, Any], kind: str, **fixed: str) -> dict[str, Any]:
+def command_from(body: dict[str, Any], kind: str, **fixed: str) -> Command:
+    """The typed command a route's body describes: parsed once, here (the engine trusts it)."""
     for name in ("type", *fixed):
         if name in body:
             raise InvalidInput(name, "is set by the route, not the body")
     command_id = body["command_id"] if "command_id" in body else new_command_id()
-    command = {"type": kind, **fixed, **body, "command_id": command_id}
-    validate(command)
-    return command
+    return parse_command({"type": kind, **fixed, **body, "command_id": command_id})
 
 
-async def run_command(
-    context: ServiceContext, command: dict[str, Any], who: Principal
-) -> JSONResponse:
+async def run_command(context: ServiceContext, command: Command, who: Principal) -> JSONResponse:
     # checked here, not left to the engine: a repeated command id is answered with its first
     # result before the engine looks at the rest, and a malformed request must still be a 422
-    symbol = command.get("symbol")
+    symbol = getattr(command, "symbol", None)
     if symbol is not None and symbol not in context.symbols:
         raise InvalidInput("symbol", f"{str(symbol)[:40]!a} is not traded on this engine")
     result = await context.host.submit(command, principal=who.name)

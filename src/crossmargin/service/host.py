@@ -5,9 +5,12 @@
 * Commands go through one ``asyncio.Queue``; the writer task takes what is waiting (up to
   ``MAX_BATCH``) and hands it to ``Engine.execute_batch``: one durable append for the group
   (group commit). Results are answered only after the append returned.
-* After the append, the committed entries are read back from the log and published: events to
-  the accounts they concern (redacted, see ``service.views``), marks to the price stream, and a
-  fresh account view to every watched account that the batch touched or whose symbols moved.
+* The engine returns the entries it committed (``Engine.run_batch``): nothing is read back from
+  the log. On the engine thread they go to the listeners (the Binance facade's index); on the
+  event loop they are published: events to the accounts they concern (redacted, see
+  ``service.redaction``; one walk to strings, one JSON pass per message), marks to the price
+  stream, and a fresh account view to every watched account that the batch touched or whose
+  symbols moved.
 * An ``InvariantViolation`` stops the writer: every later command fails with it (HTTP 500).
 """
 
@@ -23,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from crossmargin.app.commands import Command
+from crossmargin.app.queries import ReadModel
 from crossmargin.app.writer import OPERATOR, Engine, log_key
 from crossmargin.core.errors import InvariantViolation, StorageError
 from crossmargin.ledger import open_store
@@ -32,6 +37,9 @@ from crossmargin.service.views import account_view, holders_of, symbols_marked
 from crossmargin.service.wire import dumps, plain
 
 T = TypeVar("T")
+# Called on the engine thread with the entries each batch committed, in order (the Binance
+# facade keeps its index this way).
+Listener = Callable[[list[StoredEntry]], None]
 LOG = logging.getLogger("crossmargin.service")
 MAX_BATCH = 256
 RECENT_EVENTS = 200
@@ -146,7 +154,7 @@ class PriceBoard:
 
 @dataclass(frozen=True, slots=True)
 class _Item:
-    commands: list[dict[str, Any]]
+    commands: list[Command | dict[str, Any]]
     stamp: datetime | None
     future: asyncio.Future[list[dict[str, Any]]]
     principal: str = OPERATOR  # who sent the commands: their ids are unique per principal
@@ -172,13 +180,14 @@ class EngineHost:
         self._engine: Engine | None = None
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self.listeners: list[Listener] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._engine = await loop.run_in_executor(self._executor, self._open)
-        marks = await self.read(lambda engine: dict(engine.state.marks))
+        marks = await self.read(lambda model: dict(model.marks))
         now = datetime.now(UTC)
         for symbol, price in sorted(marks.items()):
             self.prices.record(symbol, plain(price), now)
@@ -220,15 +229,16 @@ class EngineHost:
             raise StorageError("the engine is not running")
         return self._engine
 
-    async def read(self, query: Callable[[Engine], T]) -> T:
-        """Run ``query`` on the engine thread (serialised with commands)."""
-        engine = self.engine
+    async def read(self, query: Callable[[ReadModel], T]) -> T:
+        """Run ``query`` on the engine thread (serialised with commands), over the engine's
+        read model: the only view of the engine the service has."""
+        model = ReadModel(self.engine)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, query, engine)
+        return await loop.run_in_executor(self._executor, query, model)
 
     async def submit(
         self,
-        command: dict[str, Any],
+        command: Command | dict[str, Any],
         stamp: datetime | None = None,
         *,
         principal: str = OPERATOR,
@@ -237,7 +247,7 @@ class EngineHost:
 
     async def submit_many(
         self,
-        commands: Sequence[dict[str, Any]],
+        commands: Sequence[Command | dict[str, Any]],
         stamp: datetime | None = None,
         *,
         principal: str = OPERATOR,
@@ -277,7 +287,13 @@ class EngineHost:
                 if self.failure is not None:
                     raise self.failure
                 batch = await loop.run_in_executor(
-                    self._executor, _execute, self.engine, commands, principals, watched
+                    self._executor,
+                    _execute,
+                    self.engine,
+                    commands,
+                    principals,
+                    watched,
+                    tuple(self.listeners),
                 )
             except Exception as error:
                 if isinstance(error, InvariantViolation):
@@ -303,8 +319,9 @@ class EngineHost:
         stamps: dict[str, datetime] = {}
         for item in items:
             for command in item.commands:
-                if item.stamp is not None and isinstance(command.get("command_id"), str):
-                    stamps[log_key(item.principal, command["command_id"])] = item.stamp
+                command_id = command_id_of(command)
+                if item.stamp is not None and command_id is not None:
+                    stamps[log_key(item.principal, command_id)] = item.stamp
         now = datetime.now(UTC)
         for entry in batch.entries:
             for event in entry.events:
@@ -338,30 +355,41 @@ class EngineHost:
         return messages
 
 
+def command_id_of(command: Command | dict[str, Any]) -> str | None:
+    if isinstance(command, Command):
+        return command.command_id
+    command_id = command.get("command_id")
+    return command_id if isinstance(command_id, str) else None
+
+
 def _execute(
     engine: Engine,
-    commands: list[dict[str, Any]],
+    commands: list[Command | dict[str, Any]],
     principals: list[str],
     watched: frozenset[str],
+    listeners: tuple[Listener, ...],
 ) -> _Batch:
-    """On the engine thread: decide and append, read the entries back, build the fresh views."""
-    before = engine.last_seq
-    results = engine.execute_batch(commands, principals)
-    entries = list(engine.store.read(before)) if engine.last_seq > before else []
+    """On the engine thread: decide and append, hand the committed entries to the listeners,
+    build the fresh views."""
+    outcome = engine.run_batch(commands, principals)
+    results, entries = outcome.results, outcome.committed
+    for listener in listeners:
+        listener(entries)
     views: dict[str, dict[str, Any]] = {}
     if watched and entries:
         events = [e for entry in entries for e in entry.events if isinstance(e, dict)]
         touched = set().union(*(event_accounts(event) for event in events)) & watched
-        touched |= holders_of(engine, symbols_marked(events), watched)
+        model = ReadModel(engine)
+        touched |= holders_of(model, symbols_marked(events), watched)
         for account in sorted(touched):
-            view = account_view(engine, account)
+            view = account_view(model, account)
             if view is not None:
                 views[account] = view
     return _Batch(results=[plain(r) for r in results], entries=entries, views=views)
 
 
-def _recent_entries(engine: Engine) -> list[StoredEntry]:
-    return list(engine.store.read(max(0, engine.last_seq - 5 * RECENT_EVENTS)))
+def _recent_entries(model: ReadModel) -> list[StoredEntry]:
+    return list(model.entries(max(0, model.last_seq - 5 * RECENT_EVENTS)))
 
 
 def _close(engine: Engine) -> None:

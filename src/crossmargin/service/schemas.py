@@ -1,7 +1,7 @@
 """JSON Schemas of the request bodies, for the OpenAPI document (``/docs``, schemathesis).
 
 The handlers do not trust these: every body is parsed by the engine's own validators
-(``app.commands.validate``, ``core.portfolio.parse_portfolio``), which name the field they refuse.
+(``app.commands.parse_command``, ``core.portfolio.parse_portfolio``), which name the field they refuse.
 Decimal amounts travel as strings (exact) or JSON numbers (read as Decimal, never float).
 """
 

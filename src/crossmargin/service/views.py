@@ -13,9 +13,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from crossmargin.app.examination import MARGIN_CALL_THRESHOLD
-from crossmargin.app.views import account_scopes, book_for
-from crossmargin.app.writer import Engine
+from crossmargin.app.queries import MARGIN_CALL_THRESHOLD, ReadModel
 from crossmargin.core.numbers import ZERO, format_decimal
 from crossmargin.core.portfolio import report_json
 from crossmargin.core.risk import account_report
@@ -27,17 +25,16 @@ def _text(value: Decimal | None) -> str | None:
     return None if value is None else format_decimal(value)
 
 
-def account_view(engine: Engine, account_id: str) -> dict[str, Any] | None:
+def account_view(model: ReadModel, account_id: str) -> dict[str, Any] | None:
     """The dashboard's and the API's picture of one account, or None if there is no such account."""
-    state = engine.state
-    account = state.accounts.get(account_id)
+    account = model.account(account_id)
     if account is None:
         return None
-    report = report_json(account_report(book_for(state, account)))
+    report = report_json(account_report(model.book(account)))
     scopes = []
     worst: tuple[Decimal, str] | None = None
     maintenance_total = ZERO
-    for scope in account_scopes(state, account):
+    for scope in model.scopes(account):
         if not scope.positions:
             continue
         maintenance_total += scope.risk.maintenance_margin
@@ -59,9 +56,9 @@ def account_view(engine: Engine, account_id: str) -> dict[str, Any] | None:
         symbol: {
             "margin_mode": account.mode_for(symbol).value,
             "leverage": format_decimal(account.leverage_for(symbol)),
-            "mark_price": _text(state.marks.get(symbol)),
+            "mark_price": _text(model.marks.get(symbol)),
         }
-        for symbol in sorted(state.instruments)
+        for symbol in sorted(model.instruments)
     }
     orders = [
         {
@@ -109,11 +106,11 @@ def symbols_marked(events: Iterable[dict[str, Any]]) -> set[str]:
     }
 
 
-def holders_of(engine: Engine, symbols: set[str], among: Iterable[str]) -> set[str]:
+def holders_of(model: ReadModel, symbols: set[str], among: Iterable[str]) -> set[str]:
     """Which of the ``among`` accounts hold a position in one of ``symbols``."""
     result = set()
     for account_id in among:
-        account = engine.state.accounts.get(account_id)
+        account = model.accounts.get(account_id)
         if account is not None and any(key[0] in symbols for key in account.positions):
             result.add(account_id)
     return result

@@ -53,5 +53,14 @@ def dumps(value: object) -> str:
 
 
 def plain(value: object) -> Any:
-    """``value`` with every Decimal turned into its string (for JSON responses)."""
-    return json.loads(dumps(value))
+    """``value`` with every Decimal turned into its string (for JSON responses and messages):
+    one walk, no JSON round trip. Tuples become lists and sets sorted lists, as JSON has them."""
+    if isinstance(value, Decimal):
+        return format_decimal(value)
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, set | frozenset):
+        return sorted(plain(item) for item in value)
+    return value

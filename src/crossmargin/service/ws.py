@@ -175,7 +175,7 @@ async def account_stream(socket: WebSocket, account: str) -> None:
     try:
         if not await _still_valid(socket, context, who):
             return
-        view = await context.host.read(lambda engine: account_view(engine, account))
+        view = await context.host.read(lambda model: account_view(model, account))
         if view is None:
             await _close(socket, CLOSE_NOT_FOUND, f"no account {account}")
             return

@@ -36,138 +36,43 @@ Events are timed with the mark that caused them: a level crossed on the way to t
 the Low mark's nominal time (start + 20 min). Candles cannot say more.
 
 Levels are computed in :mod:`crossmargin.sim.backtest_levels`; events are read back into
-activities and totals by :mod:`crossmargin.sim.backtest_events`.
+activities and totals by :mod:`crossmargin.sim.backtest_events`. The engine and its commands are
+:mod:`crossmargin.sim.backtest_session`, the stop, top-up and rebalance rules
+:mod:`crossmargin.sim.backtest_rules`, the samples :mod:`crossmargin.sim.backtest_samples`, and
+the results, sizing and the market check :mod:`crossmargin.sim.backtest_results`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Any
+from decimal import Decimal
 
-from crossmargin.app.model import BOTH, Account
-from crossmargin.app.views import account_scopes, book_for
-from crossmargin.app.writer import Engine
-from crossmargin.core.errors import InvalidInput, InvariantViolation
-from crossmargin.core.numbers import ONE, ZERO, round_requirement
-from crossmargin.core.position import MarginMode, Position, Side
-from crossmargin.core.risk import (
-    Book,
-    position_liquidation_price,
-)
+from crossmargin.app.views import book_for
+from crossmargin.core.numbers import ZERO, round_requirement
+from crossmargin.core.position import MarginMode
 from crossmargin.ledger.store import EventStore
-from crossmargin.sim.backtest_events import ACCOUNT, LIQUIDATION_KINDS, Activity, ActivityLog
-from crossmargin.sim.backtest_levels import (
-    scope_liquidatable,
-    top_up_level,
-    triggering_liquidation_price,
+from crossmargin.sim.backtest_events import ACCOUNT
+from crossmargin.sim.backtest_levels import scope_liquidatable, triggering_liquidation_price
+from crossmargin.sim.backtest_results import (
+    BacktestResult,
+    ModeResult,
+    check_market,
+    is_funding_time,
+    max_drawdown,
+    quantity_for,
 )
+from crossmargin.sim.backtest_rules import Rules
+from crossmargin.sim.backtest_samples import Sampler
+from crossmargin.sim.backtest_session import EngineSession, market_order
+from crossmargin.sim.candles import EPOCH
 from crossmargin.sim.feed import AlignedCandles, IntrabarStep, replay
-from crossmargin.sim.market import EPOCH
 from crossmargin.sim.memory_store import MemoryEventStore
 from crossmargin.sim.spec import BacktestSpec, PositionSpec
 
 INSURANCE_SEED = Decimal("1000000000000")
-FUNDING_HOURS = frozenset({0, 8, 16})
 MAX_LEVELS_PER_LEG = 50  # each level closes, reduces or tops up something; a backstop
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PositionSample:
-    entry_price: Decimal | None
-    liquidation_price: Decimal | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Sample:
-    timestamp: datetime
-    candle_start: datetime
-    prices: Mapping[str, Decimal]
-    equity: Decimal
-    margin_ratio: Decimal | None
-    capital: Decimal
-    positions: Mapping[str, PositionSample]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ModeResult:
-    """One margin mode's run: samples, activities and the summary numbers (USD)."""
-
-    mode: str
-    start_equity: Decimal
-    final_equity: Decimal
-    final_wallet: Decimal
-    max_drawdown_usd: Decimal
-    max_drawdown_fraction: Decimal
-    fees_paid: Decimal
-    liquidation_fees: Decimal
-    funding_paid: Decimal
-    top_ups: Decimal
-    capital_peak: Decimal
-    capital_average: Decimal
-    samples: tuple[Sample, ...]
-    activities: tuple[Activity, ...]
-    open_positions: tuple[Position, ...]
-    commands: int
-    state_hash: str
-
-    @property
-    def liquidations(self) -> tuple[Activity, ...]:
-        return tuple(a for a in self.activities if a.kind in LIQUIDATION_KINDS)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BacktestResult:
-    spec: BacktestSpec
-    market: AlignedCandles
-    source: str
-    modes: tuple[ModeResult, ...]
-    seconds: float
-    marks_posted: int = 0
-    notes: tuple[str, ...] = field(default=())
-
-
-def quantity_for(spec: PositionSpec, price: Decimal, step: Decimal) -> Decimal:
-    """Base units to open: the spec's quantity, or its USD notional / price floored to ``step``."""
-    if spec.quantity is not None:
-        return spec.quantity
-    notional = spec.notional_usd_asked()
-    if notional is None:
-        raise InvariantViolation(f"{spec.label} has no size")
-    quantity = (notional / price / step).to_integral_value(rounding=ROUND_FLOOR) * step
-    if quantity <= 0:
-        raise InvalidInput(
-            f"positions.{spec.symbol}", f"a notional of {notional} buys nothing at {price}"
-        )
-    return quantity
-
-
-def check_market(spec: BacktestSpec, market: AlignedCandles) -> None:
-    """Every position's symbol has candles; every ``open_at`` is a candle open of the window."""
-    missing = [symbol for symbol in spec.symbols if symbol not in market.symbols]
-    if missing:
-        raise InvalidInput("positions", f"no candles for {', '.join(missing)}")
-    starts = set(market.timestamps)
-    for index, position in enumerate(spec.positions):
-        if position.open_at is not None and position.open_at not in starts:
-            raise InvalidInput(
-                f"positions[{index}].open_at",
-                f"{position.open_at.isoformat()} is not the open time of a candle in the run "
-                f"({market.timestamps[0].isoformat()} to {market.timestamps[-1].isoformat()})",
-            )
-    if spec.funding.series is not None:
-        for stamp in market.timestamps:
-            end = stamp + market.interval
-            if _is_funding_time(end):
-                for symbol in spec.symbols:
-                    spec.funding.rate(symbol, end)
-
-
-def _is_funding_time(moment: datetime) -> bool:
-    return moment.minute == 0 and moment.second == 0 and moment.hour in FUNDING_HOURS
 
 
 def run_backtest(
@@ -203,7 +108,7 @@ def run_backtest(
 
 
 class _ModeRun:
-    """One margin mode's engine and clock."""
+    """One margin mode's clock: candles in, marks, orders and funding out to its session."""
 
     def __init__(
         self,
@@ -216,80 +121,34 @@ class _ModeRun:
         self.spec = spec
         self.market = market
         self.mode = mode
-        self.store = store
         self.progress = progress
-        self.engine = Engine(store, venue_name=spec.venue, symbols=spec.instruments)
-        self.read_seq = store.last_seq()
-        self.counter = 0
+        self.session = EngineSession(spec, mode, store, market.timestamps[0])
+        self.rules = Rules(spec, self.session)
+        self.sampler = Sampler(spec, mode)
         self.marks_posted = 0
-        self.now = market.timestamps[0]
-        self.log = ActivityLog(mode, {p.instrument: p.symbol for p in spec.positions})
-        self.samples: list[Sample] = []
-        self.stopped: set[str] = set()
-        self.reason = "open"
-        self._liquidation_prices: dict[tuple[object, ...], Decimal | None] = {}
-        self._sampled_activities = 0
-
-    # -- commands --------------------------------------------------------------------------
-
-    def execute(self, command: dict[str, Any]) -> dict[str, Any]:
-        self.counter += 1
-        command["command_id"] = f"{self.mode}-{self.counter}"
-        result = self.engine.execute(command)
-        for entry in self.store.read(self.read_seq):
-            self.read_seq = entry.seq
-            for event in entry.events:
-                if isinstance(event, dict):
-                    self.log.consume(self.now, self.reason, event)
-        return result
-
-    def _accepted(self, result: dict[str, Any], where: str, *, strict: bool) -> bool:
-        if result.get("status") == "accepted":
-            return True
-        message = f"{result.get('reason')}: {result.get('message')}"
-        if strict:
-            raise InvalidInput(where, f"the engine refused it ({message})")
-        self.log.record(self.now, "rejected", note=f"{where}: {message}")
-        return False
 
     # -- the run -------------------------------------------------------------------------
 
-    @property
-    def account(self) -> Account:
-        return self.engine.state.accounts[ACCOUNT]
-
-    def _mode_for(self, position: PositionSpec) -> MarginMode:
-        if self.mode == "mixed":
-            return position.margin_mode
-        return MarginMode.ISOLATED if self.mode == "isolated" else MarginMode.CROSS
-
     def setup(self) -> None:
-        self.reason = "setup"
-        self.execute({"type": "open_account", "account": ACCOUNT})
-        self.execute({"type": "deposit", "account": ACCOUNT, "amount": self.spec.wallet})
-        self.execute({"type": "seed_insurance_fund", "amount": INSURANCE_SEED})
+        """The account, its wallet, the insurance fund, each position's margin mode and leverage."""
+        session = self.session
+        session.reason = "setup"
+        session.execute({"type": "open_account", "account": ACCOUNT})
+        session.execute({"type": "deposit", "account": ACCOUNT, "amount": self.spec.wallet})
+        session.execute({"type": "seed_insurance_fund", "amount": INSURANCE_SEED})
         for index, position in enumerate(self.spec.positions):
-            wanted = self._mode_for(position)
-            if self.account.mode_for(position.instrument) is not wanted:
-                result = self.execute(
-                    {
-                        "type": "set_margin_mode",
-                        "account": ACCOUNT,
-                        "symbol": position.instrument,
-                        "margin_mode": wanted.value,
-                    }
-                )
-                self._accepted(result, f"positions[{index}].margin_mode", strict=True)
-            result = self.execute(
-                {
-                    "type": "set_leverage",
-                    "account": ACCOUNT,
-                    "symbol": position.instrument,
-                    "leverage": position.leverage,
-                }
-            )
-            self._accepted(result, f"positions[{index}].leverage", strict=True)
-        self.log.activities.clear()
+            wanted = position.margin_mode if self.mode == "mixed" else _mode_of_run(self.mode)
+            if session.account.mode_for(position.instrument) is not wanted:
+                self._set(index, position, "margin_mode", wanted.value)
+            self._set(index, position, "leverage", position.leverage)
+        session.log.activities.clear()
+
+    def _set(self, index: int, position: PositionSpec, name: str, value: object) -> None:
+        """``set_margin_mode`` or ``set_leverage`` for ``position``; a refusal is the spec's error."""
+        result = self.session.execute(
+            {"type": f"set_{name}", "account": ACCOUNT, "symbol": position.instrument, name: value}
+        )
+        self.session.accepted(result, f"positions[{index}].{name}", strict=True)
 
     def run(self) -> ModeResult:
         self.setup()
@@ -301,23 +160,15 @@ class _ModeRun:
         done = 0
         for mark in replay(self.market):
             start = mark.candle_start if mark.candle_start is not None else mark.timestamp
-            self.now = mark.timestamp
+            self.session.now = mark.timestamp
             for position in self.spec.positions:
                 self.move(position.instrument, mark.prices[position.symbol])
             if mark.step is IntrabarStep.OPEN:
                 for index, position in due.get(start, []):
                     self.open(index, position, strict=start == first)
             if mark.step is IntrabarStep.CLOSE:
-                end = start + self.market.interval
-                if _is_funding_time(end):
-                    self.now = end
-                    self.settle_funding(end)
-                if self.spec.rebalance is not None:
-                    seconds = int((end - EPOCH).total_seconds())
-                    if seconds % (3600 * self.spec.rebalance.every_hours) == 0:
-                        self.now = end
-                        self.rebalance()
-            self.sample(mark.timestamp, start)
+                self.close_candle(start + self.market.interval)
+            self.sampler.take(self.session, mark.timestamp, start)
             if mark.step is IntrabarStep.CLOSE:
                 done += 1
                 if self.progress is not None:
@@ -325,28 +176,31 @@ class _ModeRun:
         return self.result()
 
     def open(self, index: int, position: PositionSpec, *, strict: bool) -> None:
-        price = self.engine.state.marks[position.instrument]
+        price = self.session.engine.state.marks[position.instrument]
         quantity = quantity_for(position, price, self.spec.quantity_step)
-        self.reason = "open"
-        result = self.execute(
-            {
-                "type": "place_order",
-                "account": ACCOUNT,
-                "order_id": f"open-{index}",
-                "symbol": position.instrument,
-                "side": "buy" if position.side is Side.LONG else "sell",
-                "order_type": "market",
-                "quantity": quantity,
-            }
+        self.session.reason = "open"
+        result = self.session.execute(
+            market_order(f"open-{index}", position.instrument, position.side, quantity)
         )
-        self._accepted(result, f"positions[{index}]", strict=strict)
+        self.session.accepted(result, f"positions[{index}]", strict=strict)
+
+    def close_candle(self, end: datetime) -> None:
+        """At a candle's close ``end``: funding at a funding time, the rebalance on its grid."""
+        if is_funding_time(end):
+            self.session.now = end
+            self.settle_funding(end)
+        if self.spec.rebalance is not None:
+            seconds = int((end - EPOCH).total_seconds())
+            if seconds % (3600 * self.spec.rebalance.every_hours) == 0:
+                self.session.now = end
+                self.rules.rebalance()
 
     def settle_funding(self, moment: datetime) -> None:
-        self.reason = "funding"
+        self.session.reason = "funding"
         for position in self.spec.positions:
             rate = self.spec.funding.rate(position.symbol, moment)
             if rate != 0:
-                self.execute(
+                self.session.execute(
                     {"type": "settle_funding", "symbol": position.instrument, "rate": rate}
                 )
 
@@ -355,7 +209,7 @@ class _ModeRun:
     def move(self, symbol: str, target: Decimal) -> None:
         """Post ``target`` for ``symbol``, first posting every level crossed on the way."""
         for _ in range(MAX_LEVELS_PER_LEG):
-            current = self.engine.state.marks.get(symbol)
+            current = self.session.engine.state.marks.get(symbol)
             if current is None or current == target:
                 break
             level = self._next_level(symbol, current, target)
@@ -365,24 +219,18 @@ class _ModeRun:
         self.post(symbol, target)
 
     def post(self, symbol: str, price: Decimal) -> None:
-        self.reason = "liquidation"
-        self.execute({"type": "update_mark", "symbol": symbol, "price": price})
+        self.session.reason = "liquidation"
+        self.session.execute({"type": "update_mark", "symbol": symbol, "price": price})
         self.marks_posted += 1
-        self._stops(symbol, price)
-        if self.spec.top_up is not None:
-            self._top_up()
-
-    def _held(self, symbol: str) -> Position | None:
-        account = self.engine.state.accounts.get(ACCOUNT)
-        return None if account is None else account.positions.get((symbol, BOTH))
+        self.rules.after_mark(symbol, price)
 
     def _next_level(self, symbol: str, current: Decimal, target: Decimal) -> Decimal | None:
         """The nearest level strictly between ``current`` and ``target`` along the move."""
-        if self._held(symbol) is None:
+        if self.session.held(symbol) is None:
             return None
         down = target < current
         levels = []
-        book = book_for(self.engine.state, self.account)
+        book = book_for(self.session.engine.state, self.session.account)
         for position in book.positions:
             if position.symbol != symbol:
                 continue
@@ -392,10 +240,10 @@ class _ModeRun:
                 liquidation = triggering_liquidation_price(book, position)
                 if liquidation is not None:
                     levels.append(liquidation)
-            stop = self._stop_for(position)
+            stop = self.rules.stop_level(position)
             if stop is not None:
                 levels.append(stop)
-            trigger = self._top_up_level(book, position, current, target)
+            trigger = self.rules.top_up_level(book, position, current, target)
             if trigger is not None:
                 levels.append(trigger)
         between = [
@@ -407,211 +255,37 @@ class _ModeRun:
             return None
         return max(between) if down else min(between)
 
-    def _stop_for(self, position: Position) -> Decimal | None:
-        spec = self.spec.position(position.symbol)
-        if spec.stop_price is None or position.symbol in self.stopped:
-            return None
-        return spec.stop_price
-
-    def _stops(self, symbol: str, price: Decimal) -> None:
-        position = self._held(symbol)
-        if position is None:
-            return
-        stop = self._stop_for(position)
-        if stop is None:
-            return
-        hit = price <= stop if position.side is Side.LONG else price >= stop
-        if not hit:
-            return
-        self.stopped.add(symbol)
-        self.reason = "stop"
-        result = self.execute(
-            {
-                "type": "place_order",
-                "account": ACCOUNT,
-                "order_id": f"stop-{symbol}",
-                "symbol": symbol,
-                "side": "sell" if position.side is Side.LONG else "buy",
-                "order_type": "market",
-                "quantity": position.quantity,
-                "reduce_only": True,
-            }
-        )
-        self._accepted(result, f"stop {symbol}", strict=False)
-
-    # -- rules -----------------------------------------------------------------------------
-
-    def _top_up_room(self) -> Decimal:
-        rule = self.spec.top_up
-        if rule is None:
-            return ZERO
-        room = self.account.wallet
-        if rule.budget_usd is not None:
-            room = min(room, rule.budget_usd - self.log.top_ups)
-        return max(ZERO, room)
-
-    def _top_up_level(
-        self, book: Book, position: Position, current: Decimal, target: Decimal
-    ) -> Decimal | None:
-        rule = self.spec.top_up
-        if rule is None or not position.is_isolated or self._top_up_room() <= 0:
-            return None
-        return top_up_level(book, position, current, target, rule.trigger_ratio)
-
-    def _top_up(self) -> None:
-        rule = self.spec.top_up
-        if rule is None:
-            return
-        for scope in account_scopes(self.engine.state, self.account):
-            if scope.id.is_cross or not scope.positions or scope.liquidatable:
-                continue
-            ratio = scope.margin_ratio
-            if ratio is not None and ratio < rule.trigger_ratio:
-                continue
-            balance = scope.margin_balance
-            needed = round_requirement(scope.risk.maintenance_margin / rule.target_ratio - balance)
-            amount = min(needed, self._top_up_room())
-            if amount <= 0:
-                continue
-            symbol = scope.id.symbol
-            self.reason = "top-up"
-            result = self.execute(
-                {
-                    "type": "add_isolated_margin",
-                    "account": ACCOUNT,
-                    "symbol": symbol,
-                    "amount": amount,
-                }
-            )
-            self._accepted(result, f"top_up {symbol}", strict=False)
-
-    def rebalance(self) -> None:
-        rule = self.spec.rebalance
-        if rule is None:
-            return
-        base_spec, hedge_spec = self.spec.position(rule.base), self.spec.position(rule.hedge)
-        if hedge_spec.instrument in self.stopped:
-            return
-        state = self.engine.state
-        base = self._held(base_spec.instrument)
-        hedge = self._held(hedge_spec.instrument)
-        mark = state.marks.get(hedge_spec.instrument)
-        if mark is None:
-            return
-        target = (
-            ZERO if base is None else base.quantity * state.marks[base_spec.instrument] * rule.ratio
-        )
-        current = ZERO
-        if hedge is not None:
-            current = hedge.quantity * mark * (1 if hedge.side is hedge_spec.side else -1)
-        if target == 0 and current == 0:
-            return
-        if target > 0 and abs(current - target) <= rule.band * target:
-            return
-        step = self.spec.quantity_step
-        quantity = (abs(target - current) / mark / step).to_integral_value(ROUND_FLOOR) * step
-        if quantity <= 0:
-            return
-        growing = target > current
-        side = hedge_spec.side if growing else hedge_spec.side.opposite
-        command: dict[str, Any] = {
-            "type": "place_order",
-            "account": ACCOUNT,
-            "order_id": f"rebalance-{self.counter + 1}",
-            "symbol": hedge_spec.instrument,
-            "side": "buy" if side is Side.LONG else "sell",
-            "order_type": "market",
-            "quantity": quantity if growing or hedge is None else min(quantity, hedge.quantity),
-        }
-        if not growing:
-            command["reduce_only"] = True
-        self.reason = "rebalance"
-        self._accepted(self.execute(command), f"rebalance {rule.hedge}", strict=False)
-
-    # -- samples and the result -------------------------------------------------------------
-
-    def sample(self, timestamp: datetime, candle_start: datetime) -> None:
-        state = self.engine.state
-        account = self.account
-        scopes = [scope for scope in account_scopes(state, account) if scope.positions]
-        upnl = sum((scope.risk.unrealized_pnl for scope in scopes), ZERO)
-        isolated = sum(account.isolated.values(), ZERO)
-        cross_im = sum((scope.risk.initial_margin for scope in scopes if scope.id.is_cross), ZERO)
-        wanted = {"cross": ("cross",), "isolated": ("isolated:",)}.get(self.mode, ("",))
-        known = [
-            ratio
-            for scope in scopes
-            if (ratio := scope.margin_ratio) is not None and str(scope.id).startswith(wanted)
-        ]
-        # A liquidation since the last sample means a scope reached maintenance (ratio >= 1) in
-        # between, though the position is gone by now: the sample shows that 100%.
-        activities = self.log.activities
-        if any(a.kind in LIQUIDATION_KINDS for a in activities[self._sampled_activities :]):
-            known.append(ONE)
-        self._sampled_activities = len(activities)
-        book = book_for(state, account)
-        tracks = {}
-        for spec in self.spec.positions:
-            held = next((p for p in book.positions if p.symbol == spec.instrument), None)
-            tracks[spec.label] = PositionSample(
-                entry_price=None if held is None else held.entry_price,
-                liquidation_price=None if held is None else self._liquidation_price(book, held),
-            )
-        self.samples.append(
-            Sample(
-                timestamp=timestamp,
-                candle_start=candle_start,
-                prices={p.symbol: state.marks[p.instrument] for p in self.spec.positions},
-                equity=account.wallet + isolated + upnl,
-                margin_ratio=max(known) if known else None,
-                capital=cross_im + isolated,
-                positions=tracks,
-            )
-        )
-
-    def _liquidation_price(self, book: Book, position: Position) -> Decimal | None:
-        """Cached: it changes only with the position, its collateral or the other cross marks."""
-        if position.is_isolated:
-            key: tuple[object, ...] = (position,)
-        else:
-            others = tuple(
-                (p, book.mark(p.symbol)) for p in book.cross_positions() if p is not position
-            )
-            key = (position, book.wallet_balance, others)
-        if key not in self._liquidation_prices:
-            self._liquidation_prices[key] = position_liquidation_price(book, position)
-        return self._liquidation_prices[key]
+    # -- the result ------------------------------------------------------------------------
 
     def result(self) -> ModeResult:
-        equities = [sample.equity for sample in self.samples]
-        peak = equities[0] if equities else self.spec.wallet
-        drawdown = ZERO
-        fraction = ZERO
-        for value in equities:
-            peak = max(peak, value)
-            if peak - value > drawdown:
-                drawdown = peak - value
-                fraction = drawdown / peak if peak > 0 else ZERO
-        capitals = [sample.capital for sample in self.samples]
-        account = self.account
+        samples = self.sampler.samples
+        drawdown, fraction = max_drawdown((s.equity for s in samples), self.spec.wallet)
+        capitals = [sample.capital for sample in samples]
+        log = self.session.log
+        account = self.session.account
         return ModeResult(
             mode=self.mode,
             start_equity=self.spec.wallet,
-            final_equity=equities[-1] if equities else self.spec.wallet,
+            final_equity=samples[-1].equity if samples else self.spec.wallet,
             final_wallet=account.wallet,
             max_drawdown_usd=drawdown,
-            max_drawdown_fraction=fraction.quantize(Decimal("0.0001"), rounding=ROUND_CEILING),
-            fees_paid=self.log.fees_paid,
-            liquidation_fees=self.log.liquidation_fees,
-            funding_paid=self.log.funding_paid,
-            top_ups=self.log.top_ups,
+            max_drawdown_fraction=fraction,
+            fees_paid=log.fees_paid,
+            liquidation_fees=log.liquidation_fees,
+            funding_paid=log.funding_paid,
+            top_ups=log.top_ups,
             capital_peak=max(capitals, default=ZERO),
             capital_average=(
                 round_requirement(sum(capitals, ZERO) / len(capitals)) if capitals else ZERO
             ),
-            samples=tuple(self.samples),
-            activities=tuple(self.log.activities),
+            samples=tuple(samples),
+            activities=tuple(log.activities),
             open_positions=tuple(account.positions.values()),
-            commands=self.counter,
-            state_hash=self.engine.state_hash(),
+            commands=self.session.counter,
+            state_hash=self.session.engine.state_hash(),
         )
+
+
+def _mode_of_run(mode: str) -> MarginMode:
+    """The margin mode every position takes in a ``cross`` or ``isolated`` run."""
+    return MarginMode.ISOLATED if mode == "isolated" else MarginMode.CROSS

@@ -1,5 +1,6 @@
-"""Backtest outputs: the report (chart PNG + HTML, via :mod:`crossmargin.sim.report`), the events
-CSV of everything that happened to the trader, and the summary rows the terminal table prints.
+"""Backtest outputs: the report (chart PNG + HTML, via :mod:`crossmargin.sim.report_chart` and
+:mod:`crossmargin.sim.report_tables`), the events CSV of everything that happened to the trader,
+and the summary rows the terminal table prints.
 
 Units: USD for money, quote currency per base unit for prices, margin ratios as fractions
 (maintenance / margin balance; 1 = liquidatable). The CSV and the HTML tables print exact Decimal
@@ -19,16 +20,11 @@ from pathlib import Path
 from crossmargin.core.errors import InvariantViolation
 from crossmargin.core.numbers import format_decimal
 from crossmargin.core.position import Side
-from crossmargin.sim.backtest import BacktestResult, ModeResult
 from crossmargin.sim.backtest_events import LIQUIDATION_KINDS, Activity
-from crossmargin.sim.report import (
-    LiquidationEvent,
-    ModeTrack,
-    PositionTrack,
-    ReportData,
-    render_html,
-    render_png,
-)
+from crossmargin.sim.backtest_results import BacktestResult, ModeResult
+from crossmargin.sim.report_chart import render_png
+from crossmargin.sim.report_data import LiquidationEvent, ModeTrack, PositionTrack, ReportData
+from crossmargin.sim.report_tables import render_html
 
 ACTIVITY_COLUMNS = (
     "timestamp",

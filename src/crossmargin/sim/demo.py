@@ -21,7 +21,8 @@ from crossmargin.core.numbers import ZERO
 from crossmargin.core.position import MarginMode, Position, Side
 from crossmargin.core.risk import Book, is_liquidatable, margin_ratio, total_risk
 from crossmargin.core.venues import BINANCE_USDM
-from crossmargin.sim.spec import BacktestSpec, parse_spec
+from crossmargin.sim.spec import BacktestSpec
+from crossmargin.sim.spec_load import parse_spec
 
 ETH, BTC = "ETHUSDT", "BTCUSDT"
 START = {ETH: Decimal(2000), BTC: Decimal(40000)}

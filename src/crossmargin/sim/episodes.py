@@ -19,7 +19,9 @@ from importlib.resources.abc import Traversable
 from types import MappingProxyType
 
 from crossmargin.core.errors import InvalidInput
-from crossmargin.sim.market import CandleSeries, DataWarning, TimeWindow, parse_candles
+from crossmargin.sim.candles import CandleSeries, TimeWindow
+from crossmargin.sim.market import parse_candles
+from crossmargin.sim.market_warnings import DataWarning
 
 FILE_SUFFIX = "_1h.csv"
 

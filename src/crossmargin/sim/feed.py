@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.numbers import parse_positive
-from crossmargin.sim.market import Candle, CandleSeries
+from crossmargin.sim.candles import Candle, CandleSeries
 
 CLOSE_BEFORE_END = timedelta(milliseconds=1)
 

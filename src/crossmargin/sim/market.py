@@ -1,6 +1,7 @@
-"""Market data: load, validate and slice OHLCV candle files into an immutable series.
+"""Market data files: read and validate OHLCV candle CSV files into a :class:`CandleSeries`.
 
-The file shape is the one Binance publishes (and the bundled episodes use)::
+What it owns: the file shape, the row rules and the refusals. The shape is the one Binance
+publishes (and the bundled episodes use)::
 
     Date,Open,High,Low,Close,Volume
     2020-01-01 00:00:00+00:00,7189.43,7190.52,7170.15,7171.55,2449.049
@@ -20,183 +21,45 @@ whose field is ``<source>:<line>`` (plus the column where one is to blame):
 * a timestamp off the interval grid, a duplicate timestamp, or rows out of order;
 * a file (or a ``--from/--to`` window) with no candles.
 
-Problems that real markets do produce are reported as :class:`DataWarning` values, returned with
-the series and never printed: a gap in the interval grid, a wick more than
-``ValidationThresholds.wick_fraction`` (50%) away from the open, and an open more than
-``ValidationThresholds.jump_fraction`` (20%) away from the previous close.
-
-Invariants of a :class:`CandleSeries`: at least one candle, timestamps strictly increasing, on the
-interval grid, timezone-aware UTC; every candle satisfies ``0 < Low <= min(O, C)`` and
-``max(O, C) <= High``.
+Problems that real markets do produce (gaps, absurd wicks and jumps) are
+:class:`~crossmargin.sim.market_warnings.DataWarning` values, returned with the series and never
+printed (:mod:`crossmargin.sim.market_warnings`). The series and the window are
+:mod:`crossmargin.sim.candles`'.
 """
 
 from __future__ import annotations
 
 import csv
 import decimal
-import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from enum import Enum
 from pathlib import Path
-
-import numpy as np
-import numpy.typing as npt
 
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.numbers import format_decimal
-from crossmargin.core.position import Side
+from crossmargin.sim.candles import EPOCH, HOUR, Candle, CandleSeries, TimeWindow, iso_utc
+from crossmargin.sim.market_warnings import (
+    DEFAULT_THRESHOLDS,
+    DataWarning,
+    ValidationThresholds,
+    data_warnings,
+)
+
+# TimeWindow (load_candles' window) stays importable from here: docs/market-data.md does so.
+__all__ = [
+    "COLUMNS",
+    "PRICE_COLUMNS",
+    "LoadedCandles",
+    "TimeWindow",
+    "load_candles",
+    "parse_candles",
+    "symbol_from_filename",
+]
 
 COLUMNS = ("Date", "Open", "High", "Low", "Close", "Volume")
 PRICE_COLUMNS = ("Open", "High", "Low", "Close")
-HOUR = timedelta(hours=1)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Candle:
-    """One OHLCV bar; ``timestamp`` is its open time (UTC)."""
-
-    timestamp: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
-
-    def worst_for(self, side: Side) -> Decimal:
-        """The most adverse price the bar reached for ``side``: a long's low, a short's high."""
-        return self.low if side is Side.LONG else self.high
-
-    def best_for(self, side: Side) -> Decimal:
-        """The most favourable price the bar reached for ``side``."""
-        return self.high if side is Side.LONG else self.low
-
-
-class WarningKind(Enum):
-    GAP = "gap"
-    ABSURD_WICK = "absurd-wick"
-    ABSURD_JUMP = "absurd-jump"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DataWarning:
-    """Something odd but possible in the data; the row is kept as it is."""
-
-    kind: WarningKind
-    source: str
-    line: int
-    timestamp: datetime
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.source}:{self.line}: {self.kind.value}: {self.message}"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ValidationThresholds:
-    """When a possible-but-suspicious move becomes a warning (fractions of the reference price).
-
-    ``wick_fraction``: High above ``Open x (1 + f)`` or Low below ``Open x (1 - f)``.
-    ``jump_fraction``: an Open further than ``f`` from the previous candle's Close (consecutive
-    candles only; across a gap the jump is expected and the gap warning is enough).
-    """
-
-    wick_fraction: Decimal = Decimal("0.5")
-    jump_fraction: Decimal = Decimal("0.2")
-
-
-DEFAULT_THRESHOLDS = ValidationThresholds()
-
-
-@dataclass(frozen=True, slots=True)
-class CandleArrays:
-    """Read-only float64 copies of a series for vectorised analytics (``time_s``: epoch seconds)."""
-
-    time_s: IntArray
-    open: FloatArray
-    high: FloatArray
-    low: FloatArray
-    close: FloatArray
-    volume: FloatArray
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CandleSeries:
-    """Validated candles of one symbol, strictly increasing in time."""
-
-    symbol: str
-    source: str
-    interval: timedelta
-    candles: tuple[Candle, ...]
-    _index: dict[datetime, int] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if not self.candles:
-            raise InvalidInput("candles", f"a {self.symbol} series needs at least one candle")
-        for earlier, later in itertools.pairwise(self.candles):
-            if later.timestamp <= earlier.timestamp:
-                raise InvalidInput(
-                    "candles", f"{self.symbol} candles must be strictly increasing in time"
-                )
-        object.__setattr__(
-            self, "_index", {candle.timestamp: i for i, candle in enumerate(self.candles)}
-        )
-
-    def __len__(self) -> int:
-        return len(self.candles)
-
-    @property
-    def start(self) -> datetime:
-        return self.candles[0].timestamp
-
-    @property
-    def end(self) -> datetime:
-        """The close time of the last candle (exclusive end of the covered span)."""
-        return self.candles[-1].timestamp + self.interval
-
-    @property
-    def timestamps(self) -> tuple[datetime, ...]:
-        return tuple(candle.timestamp for candle in self.candles)
-
-    def at(self, timestamp: datetime) -> Candle | None:
-        """The candle opening at ``timestamp``, or None when the series has none there."""
-        position = self._index.get(timestamp)
-        return None if position is None else self.candles[position]
-
-    def between(self, start: datetime | None = None, end: datetime | None = None) -> CandleSeries:
-        """Candles opening in ``[start, end)``; an empty result is an error, not an empty series."""
-        window = TimeWindow.checked(start, end)
-        kept = tuple(candle for candle in self.candles if window.contains(candle.timestamp))
-        if not kept:
-            raise InvalidInput(
-                "from/to", f"no {self.symbol} candles in {window} (data covers {self.span()})"
-            )
-        return CandleSeries(
-            symbol=self.symbol, source=self.source, interval=self.interval, candles=kept
-        )
-
-    def span(self) -> str:
-        return f"{_iso(self.start)} to {_iso(self.end)}"
-
-    def arrays(self) -> CandleArrays:
-        """Float64 views for analytics; the only place a candle price becomes a float."""
-        columns = {
-            name: np.array([float(getattr(candle, name)) for candle in self.candles])
-            for name in ("open", "high", "low", "close", "volume")
-        }
-        time_s = np.array(
-            [(candle.timestamp - EPOCH) // timedelta(seconds=1) for candle in self.candles],
-            dtype=np.int64,
-        )
-        for array in (time_s, *columns.values()):
-            array.flags.writeable = False
-        return CandleArrays(time_s=time_s, **columns)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,57 +68,6 @@ class LoadedCandles:
 
     series: CandleSeries
     warnings: tuple[DataWarning, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TimeWindow:
-    """A half-open UTC window ``[start, end)``; either bound may be open (None)."""
-
-    start: datetime | None = None
-    end: datetime | None = None
-
-    @classmethod
-    def checked(cls, start: datetime | None, end: datetime | None) -> TimeWindow:
-        for name, bound in (("from", start), ("to", end)):
-            if bound is not None and bound.utcoffset() is None:
-                raise InvalidInput(name, "must be timezone-aware (UTC)")
-        if start is not None and end is not None and start >= end:
-            raise InvalidInput("to", f"must be after from ({_iso(start)}), got {_iso(end)}")
-        return cls(start=start, end=end)
-
-    @classmethod
-    def parse(cls, start_text: str | None, end_text: str | None) -> TimeWindow:
-        """The ``--from/--to`` options: ISO dates or datetimes; no offset means UTC."""
-        start = None if start_text is None else parse_utc_datetime(start_text, "from")
-        end = None if end_text is None else parse_utc_datetime(end_text, "to")
-        return cls.checked(start, end)
-
-    def contains(self, timestamp: datetime) -> bool:
-        if self.start is not None and timestamp < self.start:
-            return False
-        return self.end is None or timestamp < self.end
-
-    def __str__(self) -> str:
-        start = "the beginning" if self.start is None else _iso(self.start)
-        end = "the end" if self.end is None else _iso(self.end)
-        return f"[{start}, {end})"
-
-
-def parse_utc_datetime(text: str, field_name: str) -> datetime:
-    """``2020-03-12``, ``2020-03-12T10:00``, ``2020-03-12 10:00:00+00:00`` or ``...Z`` -> UTC.
-
-    A value without an offset is taken as UTC; a value with another offset is converted to UTC.
-    """
-    try:
-        parsed = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InvalidInput(
-            field_name,
-            f"not an ISO date or datetime: {text!r} (e.g. 2020-03-12 or 2020-03-12T10:00Z)",
-        ) from None
-    if parsed.utcoffset() is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def symbol_from_filename(path: Path) -> str:
@@ -313,20 +125,20 @@ def parse_candles(
         if first is not None:
             raise InvalidInput(
                 f"{source}:{line}",
-                f"duplicate timestamp {_iso(candle.timestamp)} (first on line {first})",
+                f"duplicate timestamp {iso_utc(candle.timestamp)} (first on line {first})",
             )
         if candles and candle.timestamp < candles[-1].timestamp:
             raise InvalidInput(
                 f"{source}:{line}",
-                f"rows out of order: {_iso(candle.timestamp)} comes after "
-                f"{_iso(candles[-1].timestamp)} (line {line_numbers[-1]})",
+                f"rows out of order: {iso_utc(candle.timestamp)} comes after "
+                f"{iso_utc(candles[-1].timestamp)} (line {line_numbers[-1]})",
             )
         seen[candle.timestamp] = line
         candles.append(candle)
         line_numbers.append(line)
     if not candles:
         raise InvalidInput(source, "no candles (only a header)")
-    warnings = _warnings(candles, line_numbers, source, interval, thresholds)
+    warnings = data_warnings(candles, line_numbers, source, interval, thresholds)
     series = CandleSeries(symbol=symbol, source=source, interval=interval, candles=tuple(candles))
     if window is None:
         return LoadedCandles(series=series, warnings=warnings)
@@ -363,7 +175,7 @@ def _parse_row(row: Sequence[str], source: str, line: int, interval: timedelta) 
     timestamp = _parse_timestamp(row[0], f"{where}:Date")
     if (timestamp - EPOCH) % interval:
         raise InvalidInput(
-            f"{where}:Date", f"{_iso(timestamp)} is not on the {_interval_text(interval)} grid"
+            f"{where}:Date", f"{iso_utc(timestamp)} is not on the {_interval_text(interval)} grid"
         )
     open_, high, low, close = (
         _parse_number(text, f"{where}:{name}")
@@ -410,72 +222,9 @@ def _parse_number(text: str, where: str) -> Decimal:
     return value
 
 
-def _warnings(
-    candles: Sequence[Candle],
-    lines: Sequence[int],
-    source: str,
-    interval: timedelta,
-    thresholds: ValidationThresholds,
-) -> tuple[DataWarning, ...]:
-    found: list[DataWarning] = []
-    up = 1 + thresholds.wick_fraction
-    down = 1 - thresholds.wick_fraction
-    previous: Candle | None = None
-    for candle, line in zip(candles, lines, strict=True):
-        if previous is not None:
-            step = candle.timestamp - previous.timestamp
-            if step > interval:
-                missing = step // interval - 1
-                found.append(
-                    DataWarning(
-                        kind=WarningKind.GAP,
-                        source=source,
-                        line=line,
-                        timestamp=candle.timestamp,
-                        message=f"{missing} candle(s) missing between {_iso(previous.timestamp)} "
-                        f"and {_iso(candle.timestamp)}",
-                    )
-                )
-            else:
-                jump = abs(candle.open / previous.close - 1)
-                if jump > thresholds.jump_fraction:
-                    found.append(
-                        DataWarning(
-                            kind=WarningKind.ABSURD_JUMP,
-                            source=source,
-                            line=line,
-                            timestamp=candle.timestamp,
-                            message=f"Open {format_decimal(candle.open)} is {_percent(jump)} away "
-                            f"from the previous Close {format_decimal(previous.close)}",
-                        )
-                    )
-        if candle.high > candle.open * up or candle.low < candle.open * down:
-            wick = max(candle.high / candle.open - 1, 1 - candle.low / candle.open)
-            found.append(
-                DataWarning(
-                    kind=WarningKind.ABSURD_WICK,
-                    source=source,
-                    line=line,
-                    timestamp=candle.timestamp,
-                    message=f"wick {_percent(wick)} from the open (Open {format_decimal(candle.open)}, "
-                    f"High {format_decimal(candle.high)}, Low {format_decimal(candle.low)})",
-                )
-            )
-        previous = candle
-    return tuple(found)
-
-
-def _percent(fraction: Decimal) -> str:
-    return f"{fraction * 100:.1f}%"
-
-
 def _interval_text(interval: timedelta) -> str:
     seconds = int(interval.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
-
-
-def _iso(timestamp: datetime) -> str:
-    return timestamp.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -43,7 +43,7 @@ from crossmargin.core.numbers import ZERO, round_requirement
 from crossmargin.core.position import MarginMode, Position
 from crossmargin.core.risk import Book
 from crossmargin.core.venues import venue
-from crossmargin.sim.backtest import quantity_for
+from crossmargin.sim.backtest_results import quantity_for
 from crossmargin.sim.feed import AlignedCandles, IntrabarStep, replay
 from crossmargin.sim.spec import BacktestSpec, SweepSpec
 

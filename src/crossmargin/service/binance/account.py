@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from crossmargin.app.model import Account
-from crossmargin.app.writer import Engine
+from crossmargin.app.queries import ReadModel
 from crossmargin.core.numbers import MAX_COMMAND_AMOUNT
 from crossmargin.core.position import PositionMode
 from crossmargin.service.binance import render
@@ -54,8 +54,8 @@ async def authenticated(request: Request) -> tuple[BinanceFacade, Caller]:
     return facade, await facade.signed(request)
 
 
-def held_account(engine: Engine, account_id: str) -> Account:
-    account = engine.state.accounts.get(account_id)
+def held_account(model: ReadModel, account_id: str) -> Account:
+    account = model.accounts.get(account_id)
     if account is None:  # credentials outlived their account: refused like a stale key
         raise BinanceError(INVALID_KEY)
     return account
@@ -81,11 +81,11 @@ async def _account(request: Request, version: int) -> JSONResponse:
     facade, caller = await authenticated(request)
     caller.params.finish()
 
-    def build(engine: Engine, index: ActivityIndex) -> dict[str, Any]:
-        account = held_account(engine, caller.account)
+    def build(model: ReadModel, index: ActivityIndex) -> dict[str, Any]:
+        account = held_account(model, caller.account)
         activity = index.activity(caller.account)
-        figures = render.figures(engine, account)
-        rows = render.position_rows(engine, figures, activity, version=version)
+        figures = render.figures(model, account)
+        rows = render.position_rows(model, figures, activity, version=version)
         body: dict[str, Any] = render.totals(figures)
         if version < 3:
             body.update(
@@ -122,8 +122,8 @@ async def balance(request: Request) -> JSONResponse:
     facade, caller = await authenticated(request)
     caller.params.finish()
 
-    def build(engine: Engine, index: ActivityIndex) -> list[dict[str, Any]]:
-        figures = render.figures(engine, held_account(engine, caller.account))
+    def build(model: ReadModel, index: ActivityIndex) -> list[dict[str, Any]]:
+        figures = render.figures(model, held_account(model, caller.account))
         return [render.asset(figures, index.activity(caller.account).updated, balance_shape=True)]
 
     return JSONResponse(await facade.read(build))
@@ -134,10 +134,10 @@ async def _position_risk(request: Request, version: int) -> JSONResponse:
     symbol = symbol_of(caller.params, facade.context.symbols)
     caller.params.finish()
 
-    def build(engine: Engine, index: ActivityIndex) -> list[dict[str, Any]]:
-        figures = render.figures(engine, held_account(engine, caller.account))
+    def build(model: ReadModel, index: ActivityIndex) -> list[dict[str, Any]]:
+        figures = render.figures(model, held_account(model, caller.account))
         activity = index.activity(caller.account)
-        return render.position_rows(engine, figures, activity, version=version, symbol=symbol)
+        return render.position_rows(model, figures, activity, version=version, symbol=symbol)
 
     return JSONResponse(await facade.read(build))
 
@@ -158,9 +158,9 @@ async def leverage_bracket(request: Request) -> JSONResponse:
     symbol = symbol_of(caller.params, facade.context.symbols)
     caller.params.finish()
 
-    def build(engine: Engine, _: ActivityIndex) -> Any:
+    def build(model: ReadModel, _: ActivityIndex) -> Any:
         rows = []
-        for name, instrument in sorted(engine.state.instruments.items()):
+        for name, instrument in sorted(model.instruments.items()):
             if symbol is not None and name != symbol:
                 continue
             brackets = [
@@ -186,8 +186,8 @@ async def symbol_config(request: Request) -> JSONResponse:
     symbol = symbol_of(caller.params, facade.context.symbols)
     caller.params.finish()
 
-    def build(engine: Engine, _: ActivityIndex) -> list[dict[str, Any]]:
-        account = held_account(engine, caller.account)
+    def build(model: ReadModel, _: ActivityIndex) -> list[dict[str, Any]]:
+        account = held_account(model, caller.account)
         return [
             {
                 "symbol": name,
@@ -200,7 +200,7 @@ async def symbol_config(request: Request) -> JSONResponse:
                     render.max_notional(instrument, account.leverage_for(name))
                 ),
             }
-            for name, instrument in sorted(engine.state.instruments.items())
+            for name, instrument in sorted(model.instruments.items())
             if symbol is None or name == symbol
         ]
 
@@ -213,8 +213,8 @@ async def commission_rate(request: Request) -> JSONResponse:
     symbol = need_symbol(caller.params, facade.context.symbols)
     caller.params.finish()
 
-    def build(engine: Engine, _: ActivityIndex) -> dict[str, Any]:
-        instrument = engine.state.instruments[symbol]
+    def build(model: ReadModel, _: ActivityIndex) -> dict[str, Any]:
+        instrument = model.instruments[symbol]
         return {
             "symbol": symbol,
             "makerCommissionRate": number(instrument.maker_fee_rate),
@@ -244,8 +244,8 @@ async def set_leverage(request: Request) -> JSONResponse:
         },
     )
 
-    def build(engine: Engine, _: ActivityIndex) -> dict[str, Any]:
-        instrument = engine.state.instruments[symbol]
+    def build(model: ReadModel, _: ActivityIndex) -> dict[str, Any]:
+        instrument = model.instruments[symbol]
         return {
             "leverage": leverage,
             "maxNotionalValue": number(render.max_notional(instrument, Decimal(leverage))),
@@ -299,8 +299,8 @@ async def position_mode(request: Request) -> JSONResponse:
     facade, caller = await authenticated(request)
     caller.params.finish()
 
-    def build(engine: Engine, _: ActivityIndex) -> dict[str, Any]:
-        account = held_account(engine, caller.account)
+    def build(model: ReadModel, _: ActivityIndex) -> dict[str, Any]:
+        account = held_account(model, caller.account)
         return {"dualSidePosition": account.position_mode is PositionMode.HEDGE}
 
     return JSONResponse(await facade.read(build))
@@ -325,8 +325,8 @@ async def account_config(request: Request) -> JSONResponse:
     facade, caller = await authenticated(request)
     caller.params.finish()
 
-    def build(engine: Engine, index: ActivityIndex) -> dict[str, Any]:
-        account = held_account(engine, caller.account)
+    def build(model: ReadModel, index: ActivityIndex) -> dict[str, Any]:
+        account = held_account(model, caller.account)
         return {
             "feeTier": 0,
             "canTrade": True,
@@ -370,7 +370,7 @@ async def income(request: Request) -> JSONResponse:
         )
     params.finish()
 
-    def build(_: Engine, index: ActivityIndex) -> list[dict[str, Any]]:
+    def build(_: ReadModel, index: ActivityIndex) -> list[dict[str, Any]]:
         records = [
             r
             for r in index.activity(caller.account).income

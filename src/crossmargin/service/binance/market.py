@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from crossmargin.app.writer import Engine
+from crossmargin.app.queries import ReadModel
 from crossmargin.core.numbers import ZERO
 from crossmargin.service.binance.auth import public
 from crossmargin.service.binance.facade import facade_of
@@ -71,8 +71,8 @@ def _limit(params: Params, default: int, maximum: int) -> int:
     return value
 
 
-def symbol_info(engine: Engine, symbol: str) -> dict[str, Any]:
-    instrument = engine.state.instruments[symbol]
+def symbol_info(model: ReadModel, symbol: str) -> dict[str, Any]:
+    instrument = model.instruments[symbol]
     quote = instrument.settle_asset
     base = symbol.removesuffix(quote) if symbol.endswith(quote) else symbol
     filters = filters_for(symbol)
@@ -142,8 +142,8 @@ async def exchange_info(request: Request) -> JSONResponse:
     (await public(request)).finish()
     facade = facade_of(request)
 
-    def build(engine: Engine, _: ActivityIndex) -> dict[str, Any]:
-        symbols = [symbol_info(engine, s) for s in sorted(engine.state.instruments)]
+    def build(model: ReadModel, _: ActivityIndex) -> dict[str, Any]:
+        symbols = [symbol_info(model, s) for s in sorted(model.instruments)]
         settle = sorted({s["marginAsset"] for s in symbols})
         return {
             "timezone": "UTC",
@@ -171,13 +171,13 @@ async def premium_index(request: Request) -> JSONResponse:
     symbol = symbol_of(params, facade.context.symbols)
     params.finish()
 
-    def build(engine: Engine, index: ActivityIndex) -> Any:
+    def build(model: ReadModel, index: ActivityIndex) -> Any:
         now = facade.clock()
         rows = []
-        for name in sorted(engine.state.instruments):
+        for name in sorted(model.instruments):
             if symbol is not None and name != symbol:
                 continue
-            mark = engine.state.marks.get(name, ZERO)
+            mark = model.marks.get(name, ZERO)
             funding = index.funding.get(name)
             rows.append(
                 {
@@ -205,7 +205,7 @@ async def funding_rate_history(request: Request) -> JSONResponse:
     limit = _limit(params, 100, 1000)
     params.finish()
 
-    def build(_: Engine, index: ActivityIndex) -> list[dict[str, Any]]:
+    def build(_: ReadModel, index: ActivityIndex) -> list[dict[str, Any]]:
         rows = [
             {
                 "symbol": name,
@@ -235,7 +235,7 @@ async def _klines(request: Request, *, with_volume: bool) -> JSONResponse:
     limit = _limit(params, 500, 1500)
     params.finish()
 
-    def build(_: Engine, index: ActivityIndex) -> list[list[Any]]:
+    def build(_: ReadModel, index: ActivityIndex) -> list[list[Any]]:
         return index.tape.klines(
             symbol,
             interval,
@@ -267,11 +267,11 @@ async def ticker_day(request: Request) -> JSONResponse:
     symbol = symbol_of(params, facade.context.symbols)
     params.finish()
 
-    def build(engine: Engine, index: ActivityIndex) -> Any:
+    def build(model: ReadModel, index: ActivityIndex) -> Any:
         now = facade.clock()
         rows = [
             row
-            for name in sorted(engine.state.instruments)
+            for name in sorted(model.instruments)
             if symbol is None or name == symbol
             for row in [index.tape.day(name, now)]
             if row is not None
@@ -284,10 +284,10 @@ async def ticker_day(request: Request) -> JSONResponse:
 
 
 def _prices(
-    engine: Engine, index: ActivityIndex, symbol: str | None
+    model: ReadModel, index: ActivityIndex, symbol: str | None
 ) -> list[tuple[str, Decimal, int]]:
     found = []
-    for name in sorted(engine.state.instruments):
+    for name in sorted(model.instruments):
         if symbol is not None and name != symbol:
             continue
         last = index.tape.last(name)
@@ -306,10 +306,10 @@ async def ticker_price(request: Request) -> JSONResponse:
     symbol = symbol_of(params, facade.context.symbols)
     params.finish()
 
-    def build(engine: Engine, index: ActivityIndex) -> Any:
+    def build(model: ReadModel, index: ActivityIndex) -> Any:
         rows = [
             {"symbol": name, "price": number(price), "time": ms}
-            for name, price, ms in _prices(engine, index, symbol)
+            for name, price, ms in _prices(model, index, symbol)
         ]
         return rows[0] if symbol is not None else rows
 
@@ -330,9 +330,9 @@ async def book_ticker(request: Request) -> JSONResponse:
     symbol = symbol_of(params, facade.context.symbols)
     params.finish()
 
-    def build(engine: Engine, index: ActivityIndex) -> Any:
+    def build(model: ReadModel, index: ActivityIndex) -> Any:
         rows = []
-        for name, mark, ms in _prices(engine, index, symbol):
+        for name, mark, ms in _prices(model, index, symbol):
             bid, ask = _top(name, mark)
             size = number(filters_for(name).max_qty)
             rows.append(
@@ -364,8 +364,8 @@ async def depth(request: Request) -> JSONResponse:
         )
     params.finish()
 
-    def build(engine: Engine, index: ActivityIndex) -> dict[str, Any]:
-        ((_, mark, ms),) = _prices(engine, index, symbol)
+    def build(model: ReadModel, index: ActivityIndex) -> dict[str, Any]:
+        ((_, mark, ms),) = _prices(model, index, symbol)
         filters = filters_for(symbol)
         bid, ask = _top(symbol, mark)
         size = number(filters.max_qty)

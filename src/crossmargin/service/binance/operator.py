@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1", responses=REFUSALS)
 async def issue_exchange_keys(
     request: Request, account: Owned, context: Context, _: Operator
 ) -> dict[str, Any]:
-    exists = await context.host.read(lambda engine: account in engine.state.accounts)
+    exists = await context.host.read(lambda model: account in model.accounts)
     if not exists:
         raise NotFound("account", account)
     issued = facade_of(request).credentials.issue(account)

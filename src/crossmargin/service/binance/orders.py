@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from crossmargin.app.writer import Engine
+from crossmargin.app.queries import ReadModel
 from crossmargin.core.ids import is_id
 from crossmargin.core.position import PositionMode
 from crossmargin.service.binance import render
@@ -146,9 +146,9 @@ async def new_order(request: Request) -> JSONResponse:
     params = caller.params
     symbol = need_symbol(params, facade.context.symbols)
 
-    def situation(engine: Engine, _: ActivityIndex) -> tuple[bool, Any]:
-        account = held_account(engine, caller.account)
-        return account.position_mode is PositionMode.HEDGE, engine.state.marks.get(symbol)
+    def situation(model: ReadModel, _: ActivityIndex) -> tuple[bool, Any]:
+        account = held_account(model, caller.account)
+        return account.position_mode is PositionMode.HEDGE, model.marks.get(symbol)
 
     hedge, mark = await facade.read(situation)
     command = _order_command(params, symbol, hedge)
@@ -165,7 +165,7 @@ async def new_order(request: Request) -> JSONResponse:
     if result.get("status") == "rejected":
         raise rejection(result)
 
-    def answer(_: Engine, index: ActivityIndex) -> dict[str, Any]:
+    def answer(_: ReadModel, index: ActivityIndex) -> dict[str, Any]:
         order_id = index.by_command.get(key)
         record = index.activity(caller.account).orders.get(order_id or -1)
         if record is None:
@@ -210,7 +210,7 @@ async def _one(request: Request) -> tuple[BinanceFacade, Caller, str]:
 async def query_order(request: Request) -> JSONResponse:
     facade, caller, symbol = await _one(request)
 
-    def build(_: Engine, index: ActivityIndex) -> dict[str, Any]:
+    def build(_: ReadModel, index: ActivityIndex) -> dict[str, Any]:
         return render.order_body(_find(index, caller.account, symbol, caller.params))
 
     return JSONResponse(await facade.read(build))
@@ -220,7 +220,7 @@ async def query_order(request: Request) -> JSONResponse:
 async def query_open_order(request: Request) -> JSONResponse:
     facade, caller, symbol = await _one(request)
 
-    def build(_: Engine, index: ActivityIndex) -> dict[str, Any]:
+    def build(_: ReadModel, index: ActivityIndex) -> dict[str, Any]:
         record = _find(index, caller.account, symbol, caller.params)
         if not record.is_open:
             raise BinanceError(NO_SUCH_ORDER)
@@ -276,7 +276,7 @@ async def open_orders(request: Request) -> JSONResponse:
     symbol = symbol_of(caller.params, facade.context.symbols)
     caller.params.finish()
 
-    def build(_: Engine, index: ActivityIndex) -> list[dict[str, Any]]:
+    def build(_: ReadModel, index: ActivityIndex) -> list[dict[str, Any]]:
         return [
             render.order_body(r)
             for r in index.activity(caller.account).orders.values()
@@ -296,7 +296,7 @@ async def all_orders(request: Request) -> JSONResponse:
     limit = _limit(params, 500, 1000)
     params.finish()
 
-    def build(_: Engine, index: ActivityIndex) -> list[dict[str, Any]]:
+    def build(_: ReadModel, index: ActivityIndex) -> list[dict[str, Any]]:
         records = [
             r
             for r in index.activity(caller.account).orders.values()
@@ -319,7 +319,7 @@ async def user_trades(request: Request) -> JSONResponse:
     limit = _limit(params, 500, 1000)
     params.finish()
 
-    def build(_: Engine, index: ActivityIndex) -> list[dict[str, Any]]:
+    def build(_: ReadModel, index: ActivityIndex) -> list[dict[str, Any]]:
         trades = [
             t
             for t in index.activity(caller.account).trades
@@ -347,7 +347,7 @@ async def force_orders(request: Request) -> JSONResponse:
         kind, ("autoclose-", "adl_autoclose-")
     )
 
-    def build(_: Engine, index: ActivityIndex) -> list[dict[str, Any]]:
+    def build(_: ReadModel, index: ActivityIndex) -> list[dict[str, Any]]:
         records = [
             r
             for r in index.activity(caller.account).orders.values()

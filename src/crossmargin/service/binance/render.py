@@ -25,8 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from crossmargin.app.model import Account
-from crossmargin.app.views import book_for, free_margin
-from crossmargin.app.writer import Engine
+from crossmargin.app.queries import ReadModel
 from crossmargin.core.instrument import Instrument
 from crossmargin.core.numbers import MAX_COMMAND_AMOUNT, PRICE_QUANTUM, ZERO
 from crossmargin.core.position import MarginMode, Position, PositionMode
@@ -80,9 +79,8 @@ class Figures:
     available: Decimal
 
 
-def figures(engine: Engine, account: Account) -> Figures:
-    state = engine.state
-    report = account_report(book_for(state, account))
+def figures(model: ReadModel, account: Account) -> Figures:
+    report = account_report(model.book(account))
     held = tuple(
         Held(slot=key[1], report=item, collateral=account.isolated.get(key, ZERO))
         for key, item in zip(account.positions.keys(), report.positions, strict=True)
@@ -97,7 +95,7 @@ def figures(engine: Engine, account: Account) -> Figures:
         initial=sum((h.report.risk.initial_margin for h in held), ZERO),
         maintenance=sum((h.report.risk.maintenance_margin for h in held), ZERO),
         reserved=account.reserved(),
-        available=max(ZERO, free_margin(state, account)),
+        available=max(ZERO, model.free_margin(account)),
     )
 
 
@@ -166,7 +164,7 @@ def _orders_on(account: Account, symbol: str) -> tuple[Decimal, Decimal, Decimal
 
 
 def position_row(
-    engine: Engine,
+    model: ReadModel,
     f: Figures,
     activity: Activity,
     symbol: str,
@@ -175,10 +173,10 @@ def position_row(
 ) -> dict[str, Any]:
     """One positionRisk row: the fields of v2 and of v3 (leverage and marginType in both)."""
     account = f.account
-    instrument = engine.state.instruments[symbol]
+    instrument = model.instruments[symbol]
     leverage = account.leverage_for(symbol)
     mode = account.mode_for(symbol)
-    mark = engine.state.marks.get(symbol, ZERO)
+    mark = model.marks.get(symbol, ZERO)
     reserved, bid, ask = _orders_on(account, symbol)
     row: dict[str, Any] = {"symbol": symbol, "positionSide": position_side(slot)}
     if held is None:
@@ -237,19 +235,19 @@ def slots_of(account: Account) -> tuple[str, ...]:
 
 
 def position_rows(
-    engine: Engine, f: Figures, activity: Activity, *, version: int, symbol: str | None = None
+    model: ReadModel, f: Figures, activity: Activity, *, version: int, symbol: str | None = None
 ) -> list[dict[str, Any]]:
     """v2 lists every symbol (flat ones with zeros, as Binance does); v3 only held ones."""
     by_key = {(h.report.position.symbol, h.slot): h for h in f.held}
     rows = []
-    for name in sorted(engine.state.instruments):
+    for name in sorted(model.instruments):
         if symbol is not None and name != symbol:
             continue
         for slot in slots_of(f.account):
             held = by_key.get((name, slot))
             if held is None and version >= 3:
                 continue
-            rows.append(position_row(engine, f, activity, name, slot, held))
+            rows.append(position_row(model, f, activity, name, slot, held))
     return rows
 
 
