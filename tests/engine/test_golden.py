@@ -87,11 +87,7 @@ def test_there_are_golden_files_and_each_has_one_expectation_per_command() -> No
 
 
 # Files whose fix has not landed yet: strict, so the marker fails as soon as the fix lands.
-PENDING = {
-    "case9_screen_never_skips_a_margin_call_in_the_rounding_band": (
-        "the float screen's guard band is still narrower than the core's ratio rounding"
-    ),
-}
+PENDING: dict[str, str] = {}
 CASES = [
     pytest.param(path, marks=pytest.mark.xfail(strict=True, reason=PENDING[path.stem]))
     if path.stem in PENDING
