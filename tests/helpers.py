@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from crossmargin.cli.main import main
-from crossmargin.core.portfolio import parse_portfolio, report_json
+from crossmargin.contract.portfolio import parse_portfolio, report_json
 from crossmargin.core.risk import account_report
 
 

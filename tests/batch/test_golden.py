@@ -15,7 +15,7 @@ import pytest
 from crossmargin.batch.convert import from_books
 from crossmargin.batch.liquidation import liquidation_prices
 from crossmargin.batch.risk import revalue
-from crossmargin.core.portfolio import parse_portfolio
+from crossmargin.contract.portfolio import parse_portfolio
 from crossmargin.core.risk import account_report
 from tests.batch.agreement import check_account
 from tests.scenarios.test_venue_examples import B1_PORTFOLIO, bybit, hyperliquid_btc, table

@@ -8,7 +8,7 @@ from crossmargin.batch.convert import from_books
 from crossmargin.batch.liquidation import liquidation_prices, position_scopes, solve
 from crossmargin.batch.risk import revalue
 from crossmargin.batch.synthetic import synthetic_book
-from crossmargin.core.portfolio import parse_portfolio
+from crossmargin.contract.portfolio import parse_portfolio
 from crossmargin.core.risk import account_report
 
 

@@ -13,8 +13,8 @@ from crossmargin.batch.montecarlo import (
     simulate_paths,
 )
 from crossmargin.batch.synthetic import synthetic_book
+from crossmargin.contract.portfolio import parse_portfolio
 from crossmargin.core.errors import InvalidInput
-from crossmargin.core.portfolio import parse_portfolio
 
 
 def test_the_bundled_history_is_six_aligned_series_of_plausible_hourly_returns() -> None:

@@ -12,8 +12,8 @@ from crossmargin.batch.convert import bracket_tables, from_books, instrument_key
 from crossmargin.batch.maintenance import bracket_lookup
 from crossmargin.batch.risk import revalue, update_symbol
 from crossmargin.batch.synthetic import synthetic_book
+from crossmargin.contract.portfolio import parse_portfolio
 from crossmargin.core.errors import InvalidInput
-from crossmargin.core.portfolio import parse_portfolio
 from crossmargin.core.venues import BINANCE_USDM, OKX_SWAP
 
 FIELDS = (

@@ -22,9 +22,9 @@ from crossmargin.batch.convert import decimal_marks, from_books, position_floats
 from crossmargin.batch.risk import revalue
 from crossmargin.batch.screen import LiquidationScreen, screen
 from crossmargin.batch.synthetic import account_books, synthetic_book
+from crossmargin.contract.portfolio import parse_portfolio
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.margin import maintenance_terms
-from crossmargin.core.portfolio import parse_portfolio
 from crossmargin.core.position import MarginMode, Position, Side
 from crossmargin.core.risk import (
     Book,

@@ -9,8 +9,8 @@ from crossmargin.batch.convert import from_books
 from crossmargin.batch.risk import revalue
 from crossmargin.batch.stress import grid, shocked_marks, stress, summary_by_shock
 from crossmargin.batch.synthetic import synthetic_book
+from crossmargin.contract.portfolio import parse_portfolio
 from crossmargin.core.errors import InvalidInput
-from crossmargin.core.portfolio import parse_portfolio
 
 
 def test_every_shock_matches_a_revaluation_at_the_shocked_marks(backend: str) -> None:

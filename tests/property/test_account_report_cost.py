@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
+from crossmargin.contract.portfolio import parse_portfolio
 from crossmargin.core import risk
 from crossmargin.core.liquidation import Leg, liquidation_price
 from crossmargin.core.margin import maintenance_terms
-from crossmargin.core.portfolio import parse_portfolio
 from crossmargin.core.risk import Book, account_report
 from crossmargin.core.venues import venue
 from tests.strategies import portfolios

@@ -18,7 +18,7 @@ from crossmargin.batch.convert import from_books
 from crossmargin.batch.liquidation import liquidation_prices
 from crossmargin.batch.risk import revalue
 from crossmargin.batch.synthetic import account_books, synthetic_book
-from crossmargin.core.portfolio import parse_portfolio
+from crossmargin.contract.portfolio import parse_portfolio
 from crossmargin.core.risk import account_report
 from tests.batch.agreement import check_account
 from tests.strategies import PROPERTY_SETTINGS, portfolios

@@ -32,9 +32,9 @@ from typing import Any
 from hypothesis import assume, given, note
 from hypothesis import strategies as st
 
+from crossmargin.contract.portfolio import parse_portfolio
 from crossmargin.core.instrument import Instrument
 from crossmargin.core.numbers import MONEY_QUANTUM, PRICE_QUANTUM, format_decimal
-from crossmargin.core.portfolio import parse_portfolio
 from crossmargin.core.venues import VENUES
 from tests.helpers import report
 from tests.strategies import (

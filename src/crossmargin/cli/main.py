@@ -20,9 +20,9 @@ from crossmargin.cli.engine_cmd import register as register_engine_commands
 from crossmargin.cli.risk_view import account_table, scenario_table
 from crossmargin.cli.serve import register as register_serve
 from crossmargin.cli.stress import register as register_stress
+from crossmargin.contract.portfolio import parse_portfolio, report_json
 from crossmargin.core import json_input
 from crossmargin.core.errors import CrossmarginError, InvalidInput
-from crossmargin.core.portfolio import parse_portfolio, report_json
 from crossmargin.core.risk import account_report
 from crossmargin.core.scenario import Shock, apply_shocks, parse_shock
 

@@ -25,9 +25,9 @@ import numpy as np
 
 from crossmargin.batch.convert import BookArrays, BracketTables, assemble, from_books
 from crossmargin.batch.synthetic import synthetic_book
+from crossmargin.contract.portfolio import parse_portfolio
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.json_input import load_json, one_or_many
-from crossmargin.core.portfolio import parse_portfolio
 
 MAX_BOOK_BYTES = 1 << 30  # a book file is the user's own: up to 1 GiB
 

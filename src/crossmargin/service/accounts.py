@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from crossmargin.app.queries import ReadModel
+from crossmargin.contract.portfolio import report_json
 from crossmargin.core.errors import InvalidInput, NotFound
-from crossmargin.core.portfolio import report_json
 from crossmargin.core.risk import account_report
 from crossmargin.service import schemas
 from crossmargin.service.compute import account_scenario_job, parse_shocks

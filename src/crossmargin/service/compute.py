@@ -29,9 +29,9 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from crossmargin.contract.portfolio import parse_portfolio, report_json
 from crossmargin.core.errors import InvalidInput, StorageError
 from crossmargin.core.json_input import load_json
-from crossmargin.core.portfolio import parse_portfolio, report_json
 from crossmargin.core.risk import Book, account_report
 from crossmargin.core.scenario import Shock, apply_shocks, parse_shock
 from crossmargin.service.wire import dumps

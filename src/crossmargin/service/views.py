@@ -14,8 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 from crossmargin.app.queries import MARGIN_CALL_THRESHOLD, ReadModel
+from crossmargin.contract.portfolio import report_json
 from crossmargin.core.numbers import ZERO, format_decimal
-from crossmargin.core.portfolio import report_json
 from crossmargin.core.risk import account_report
 
 RATIO_WHEN_UNDERWATER = Decimal(1)  # a scope with MB <= 0 is shown as 100% (liquidatable)
