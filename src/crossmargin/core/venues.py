@@ -59,17 +59,19 @@ class VenueRules:
     name: str
     title: str
     data_file: str
-    maintenance_deduction: bool
-    fee_buffer_in_maintenance: bool
-    isolated_maintenance_at_entry: bool
-    close_fee_in_initial_margin: bool
-    derive_rate_from_max_leverage: bool
     margin_mode_scope: MarginModeScope
     switch: SwitchRules
-    hedge_mode: bool = True  # False where the venue has no long/short position mode
     taker_fee_rate: Decimal
     maker_fee_rate: Decimal
-    liquidation_fee_rate: Decimal
+    liquidation_fee_rate: Decimal = Decimal(0)  # the clearance fee (Binance, dYdX)
+    # The bracket and margin rules where venues differ; the defaults are the common case, and a
+    # preset names only where its venue departs from them.
+    maintenance_deduction: bool = True  # MM = notional x rate - the bracket's amount (not OKX)
+    fee_buffer_in_maintenance: bool = False  # MM adds the closing fee (OKX)
+    isolated_maintenance_at_entry: bool = False  # isolated MM on the entry notional (Bybit)
+    close_fee_in_initial_margin: bool = False  # IM adds the fee to close at bankruptcy (Bybit)
+    derive_rate_from_max_leverage: bool = False  # rate = 1 / (2 x max leverage) (Hyperliquid)
+    hedge_mode: bool = True  # False where the venue has no long/short position mode
 
     def instrument(self, symbol: str) -> Instrument | None:
         """The bundled instrument for ``symbol``, or None if this venue's table lacks it."""
@@ -192,11 +194,6 @@ BINANCE_USDM = VenueRules(
     name="binance-usdm",
     title="Binance USD-M futures",
     data_file="binance-usdm-2024-10.json",
-    maintenance_deduction=True,
-    fee_buffer_in_maintenance=False,
-    isolated_maintenance_at_entry=False,
-    close_fee_in_initial_margin=False,
-    derive_rate_from_max_leverage=False,
     margin_mode_scope=MarginModeScope.SYMBOL,
     switch=SwitchRules(
         margin_mode_refused_with_position=True,
@@ -221,11 +218,8 @@ BYBIT_LINEAR = VenueRules(
     name="bybit-linear",
     title="Bybit USDT perpetual (linear)",
     data_file="bybit-linear.json",
-    maintenance_deduction=True,
-    fee_buffer_in_maintenance=False,
     isolated_maintenance_at_entry=True,
     close_fee_in_initial_margin=True,
-    derive_rate_from_max_leverage=False,
     margin_mode_scope=MarginModeScope.ACCOUNT,
     switch=SwitchRules(
         margin_mode_refused_with_position=True,
@@ -234,7 +228,6 @@ BYBIT_LINEAR = VenueRules(
     ),
     taker_fee_rate=Decimal("0.00055"),
     maker_fee_rate=Decimal("0.0002"),
-    liquidation_fee_rate=Decimal("0"),
 )
 
 OKX_SWAP = VenueRules(
@@ -243,9 +236,6 @@ OKX_SWAP = VenueRules(
     data_file="okx-swap.json",
     maintenance_deduction=False,
     fee_buffer_in_maintenance=True,
-    isolated_maintenance_at_entry=False,
-    close_fee_in_initial_margin=False,
-    derive_rate_from_max_leverage=False,
     margin_mode_scope=MarginModeScope.POSITION,
     switch=SwitchRules(
         margin_mode_refused_with_position=False,
@@ -253,17 +243,12 @@ OKX_SWAP = VenueRules(
     ),
     taker_fee_rate=Decimal("0.0005"),
     maker_fee_rate=Decimal("0.0002"),
-    liquidation_fee_rate=Decimal("0"),
 )
 
 HYPERLIQUID = VenueRules(
     name="hyperliquid",
     title="Hyperliquid perpetuals",
     data_file="hyperliquid.json",
-    maintenance_deduction=True,
-    fee_buffer_in_maintenance=False,
-    isolated_maintenance_at_entry=False,
-    close_fee_in_initial_margin=False,
     derive_rate_from_max_leverage=True,
     margin_mode_scope=MarginModeScope.SYMBOL,
     hedge_mode=False,
@@ -276,18 +261,12 @@ HYPERLIQUID = VenueRules(
     ),
     taker_fee_rate=Decimal("0.00045"),
     maker_fee_rate=Decimal("0.00015"),
-    liquidation_fee_rate=Decimal("0"),
 )
 
 DYDX = VenueRules(
     name="dydx",
     title="dYdX v4 perpetuals",
     data_file="dydx.json",
-    maintenance_deduction=True,
-    fee_buffer_in_maintenance=False,
-    isolated_maintenance_at_entry=False,
-    close_fee_in_initial_margin=False,
-    derive_rate_from_max_leverage=False,
     margin_mode_scope=MarginModeScope.POSITION,
     hedge_mode=False,
     switch=SwitchRules(
