@@ -132,11 +132,22 @@ class SqliteEventStore(SqlEventStore):
             )
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Cursor]:
-        """BEGIN IMMEDIATE ... COMMIT (which fsyncs); roll back on any exception."""
+    def _reading(self) -> Iterator[sqlite3.Cursor]:
+        """A cursor under the lock (for reads, and under each transaction)."""
         with self._lock:
             self._check_open()
             cursor = self._connection.cursor()
+            try:
+                yield cursor
+            except sqlite3.Error as error:
+                raise StorageError(f"{self.path}: {error}") from None
+            finally:
+                cursor.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        """BEGIN IMMEDIATE ... COMMIT (which fsyncs); roll back on any exception."""
+        with self._reading() as cursor:
             try:
                 cursor.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as error:
@@ -153,20 +164,6 @@ class SqliteEventStore(SqlEventStore):
                 if isinstance(error, sqlite3.Error):
                     raise StorageError(f"{self.path}: {error}") from None
                 raise
-            finally:
-                cursor.close()
-
-    @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Cursor]:
-        with self._lock:
-            self._check_open()
-            cursor = self._connection.cursor()
-            try:
-                yield cursor
-            except sqlite3.Error as error:
-                raise StorageError(f"{self.path}: {error}") from None
-            finally:
-                cursor.close()
 
     def _check_open(self) -> None:
         if self._closed:
