@@ -23,7 +23,7 @@ from crossmargin.service.binance import render
 from crossmargin.service.binance.auth import Caller
 from crossmargin.service.binance.facade import BinanceFacade, facade_of
 from crossmargin.service.binance.index import ActivityIndex
-from crossmargin.service.binance.market import need_symbol, symbol_of
+from crossmargin.service.binance.market import need_symbol, one_or_all, symbol_of
 from crossmargin.service.binance.wire import (
     AMOUNT_NOT_POSITIVE,
     BAD_PARAMETER,
@@ -52,6 +52,14 @@ INCOME_TYPES = (
 async def authenticated(request: Request) -> tuple[BinanceFacade, Caller]:
     facade = facade_of(request)
     return facade, await facade.signed(request)
+
+
+async def symbol_only(request: Request) -> tuple[BinanceFacade, Caller, str | None]:
+    """A signed request whose one parameter is the optional ``symbol``."""
+    facade, caller = await authenticated(request)
+    symbol = symbol_of(caller.params, facade.context.symbols)
+    caller.params.finish()
+    return facade, caller, symbol
 
 
 def held_account(model: ReadModel, account_id: str) -> Account:
@@ -130,9 +138,7 @@ async def balance(request: Request) -> JSONResponse:
 
 
 async def _position_risk(request: Request, version: int) -> JSONResponse:
-    facade, caller = await authenticated(request)
-    symbol = symbol_of(caller.params, facade.context.symbols)
-    caller.params.finish()
+    facade, caller, symbol = await symbol_only(request)
 
     def build(model: ReadModel, index: ActivityIndex) -> list[dict[str, Any]]:
         figures = render.figures(model, held_account(model, caller.account))
@@ -154,9 +160,7 @@ async def position_risk_v3(request: Request) -> JSONResponse:
 
 @router.get("/fapi/v1/leverageBracket")
 async def leverage_bracket(request: Request) -> JSONResponse:
-    facade, caller = await authenticated(request)
-    symbol = symbol_of(caller.params, facade.context.symbols)
-    caller.params.finish()
+    facade, _, symbol = await symbol_only(request)
 
     def build(model: ReadModel, _: ActivityIndex) -> Any:
         rows = []
@@ -175,16 +179,14 @@ async def leverage_bracket(request: Request) -> JSONResponse:
                 for i, b in enumerate(instrument.brackets)
             ]
             rows.append({"symbol": name, "notionalCoef": "1", "brackets": brackets})
-        return rows[0] if symbol is not None else rows
+        return one_or_all(rows, symbol)
 
     return JSONResponse(await facade.read(build))
 
 
 @router.get("/fapi/v1/symbolConfig")
 async def symbol_config(request: Request) -> JSONResponse:
-    facade, caller = await authenticated(request)
-    symbol = symbol_of(caller.params, facade.context.symbols)
-    caller.params.finish()
+    facade, caller, symbol = await symbol_only(request)
 
     def build(model: ReadModel, _: ActivityIndex) -> list[dict[str, Any]]:
         account = held_account(model, caller.account)
