@@ -15,27 +15,22 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from crossmargin.app.model import Account
 from crossmargin.app.queries import ReadModel
 from crossmargin.core.numbers import MAX_COMMAND_AMOUNT
 from crossmargin.core.position import PositionMode
 from crossmargin.service.binance import render
-from crossmargin.service.binance.auth import Caller
-from crossmargin.service.binance.facade import BinanceFacade, facade_of
 from crossmargin.service.binance.index import ActivityIndex
 from crossmargin.service.binance.market import need_symbol, one_or_all, symbol_of
+from crossmargin.service.binance.signed import authenticated, held_account, run, symbol_only
 from crossmargin.service.binance.wire import (
     AMOUNT_NOT_POSITIVE,
     BAD_PARAMETER,
-    INVALID_KEY,
     INVALID_LEVERAGE,
     INVALID_POSITION_SIDE,
     LEVERAGE_INSUFFICIENT_MARGIN,
-    REASON_CODES,
     BinanceError,
     BinanceRoute,
     number,
-    rejection,
 )
 
 router = APIRouter(route_class=BinanceRoute, include_in_schema=False)
@@ -47,39 +42,6 @@ INCOME_TYPES = (
     "COMMISSION",
     "INSURANCE_CLEAR",
 )
-
-
-async def authenticated(request: Request) -> tuple[BinanceFacade, Caller]:
-    facade = facade_of(request)
-    return facade, await facade.signed(request)
-
-
-async def symbol_only(request: Request) -> tuple[BinanceFacade, Caller, str | None]:
-    """A signed request whose one parameter is the optional ``symbol``."""
-    facade, caller = await authenticated(request)
-    symbol = symbol_of(caller.params, facade.context.symbols)
-    caller.params.finish()
-    return facade, caller, symbol
-
-
-def held_account(model: ReadModel, account_id: str) -> Account:
-    account = model.accounts.get(account_id)
-    if account is None:  # credentials outlived their account: refused like a stale key
-        raise BinanceError(INVALID_KEY)
-    return account
-
-
-async def run(
-    facade: BinanceFacade,
-    caller: Caller,
-    command: dict[str, Any],
-    reasons: dict[str, int] | None = None,
-) -> dict[str, Any]:
-    caller.params.finish()
-    _, result = await facade.submit(caller.account, command)
-    if result.get("status") == "rejected":
-        raise rejection(result, {**REASON_CODES, **(reasons or {})})
-    return result
 
 
 # -- reading the account ---------------------------------------------------------------------

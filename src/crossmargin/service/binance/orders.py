@@ -26,12 +26,12 @@ from crossmargin.app.queries import ReadModel
 from crossmargin.core.ids import is_id
 from crossmargin.core.position import PositionMode
 from crossmargin.service.binance import render
-from crossmargin.service.binance.account import authenticated, held_account, run, symbol_only
 from crossmargin.service.binance.auth import Caller
 from crossmargin.service.binance.facade import BinanceFacade
 from crossmargin.service.binance.filters import filters_for
 from crossmargin.service.binance.index import ActivityIndex, OrderRecord
 from crossmargin.service.binance.market import need_symbol, symbol_of
+from crossmargin.service.binance.signed import authenticated, held_account, run, symbol_only
 from crossmargin.service.binance.wire import (
     CLIENT_ORDER_ID,
     INVALID_ORDER_TYPE,
