@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from crossmargin.batch.candidates import screen
 from crossmargin.batch.convert import BookArrays
 from crossmargin.batch.risk import revalue, update_symbol
+from crossmargin.batch.screen import screen
 from crossmargin.batch.stress import ShockGrid, grid, stress
 from crossmargin.batch.synthetic import synthetic_book
 

@@ -9,7 +9,8 @@ import pytest
 
 from crossmargin.batch import _accel
 from crossmargin.batch.convert import bracket_tables, from_books, instrument_key, marks_array
-from crossmargin.batch.risk import bracket_lookup, revalue, update_symbol
+from crossmargin.batch.maintenance import bracket_lookup
+from crossmargin.batch.risk import revalue, update_symbol
 from crossmargin.batch.synthetic import synthetic_book
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.portfolio import parse_portfolio
@@ -29,6 +30,7 @@ FIELDS = (
     "margin_ratio",
     "cross_liquidatable",
     "isolated_any_liquidatable",
+    "cross_notional",
 )
 
 
@@ -37,9 +39,16 @@ def same(left: object, right: object) -> bool:
 
 
 def test_numba_and_numpy_backends_give_identical_bits() -> None:
+    """A full revaluation (on all cores) and a tick (on the calling thread alone)."""
     arrays = synthetic_book(5000, seed=11).arrays
     marks = arrays.marks * np.linspace(0.7, 1.3, len(arrays.marks))
-    assert same(revalue(arrays, marks, backend="numba"), revalue(arrays, marks, backend="numpy"))
+    numba_values = revalue(arrays, marks, backend="numba")
+    assert same(numba_values, revalue(arrays, marks, backend="numpy"))
+    numpy_values = revalue(arrays, marks, backend="numpy")
+    symbol = arrays.symbol_index("BTCUSDT")
+    update_symbol(arrays, numba_values, symbol, 41000.5, backend="numba")
+    update_symbol(arrays, numpy_values, symbol, 41000.5, backend="numpy")
+    assert same(numba_values, numpy_values)
 
 
 def test_a_tick_revalues_only_the_symbols_accounts_and_matches_a_full_revaluation(

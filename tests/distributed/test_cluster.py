@@ -18,10 +18,10 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from crossmargin.batch.candidates import screen  # noqa: E402
 from crossmargin.batch.convert import BookArrays  # noqa: E402
 from crossmargin.batch.montecarlo import liquidation_probability, simulate_paths  # noqa: E402
 from crossmargin.batch.risk import Valuation, revalue, update_symbol  # noqa: E402
+from crossmargin.batch.screen import screen  # noqa: E402
 from crossmargin.batch.stress import ShockGrid, grid, stress  # noqa: E402
 from crossmargin.core.errors import InvalidInput  # noqa: E402
 from crossmargin.distributed.cluster import DistributedBook  # noqa: E402

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crossmargin.batch.candidates import screen
 from crossmargin.batch.montecarlo import liquidation_probability, simulate_paths
 from crossmargin.batch.risk import revalue, update_symbol
+from crossmargin.batch.screen import screen
 from crossmargin.batch.stress import ShockGrid, StressResult, grid, stress
 from crossmargin.core.errors import InvalidInput
 from crossmargin.distributed.shard import (

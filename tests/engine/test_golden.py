@@ -86,21 +86,7 @@ def test_there_are_golden_files_and_each_has_one_expectation_per_command() -> No
         assert len(spec["expect"]) == len(spec["commands"]), path.name
 
 
-# Files whose fix has not landed yet: strict, so the marker fails as soon as the fix lands.
-PENDING = {
-    "case9_screen_never_skips_a_margin_call_in_the_rounding_band": (
-        "the float screen's guard band is still narrower than the core's ratio rounding"
-    ),
-}
-CASES = [
-    pytest.param(path, marks=pytest.mark.xfail(strict=True, reason=PENDING[path.stem]))
-    if path.stem in PENDING
-    else path
-    for path in FILES
-]
-
-
-@pytest.mark.parametrize("path", CASES, ids=[path.stem for path in FILES])
+@pytest.mark.parametrize("path", FILES, ids=[path.stem for path in FILES])
 def test_golden(path: Path, tmp_path: Path) -> None:
     spec = load(path)
     store = open_store(tmp_path / "engine.db")

@@ -374,6 +374,24 @@ class ExternalEngineVersusModel(EngineVersusModel):
         if market and order is not None and self.orders % 4 != 0:
             self._report(order, order.qty, self.model.marks[symbol], maker=False)
 
+    @rule(
+        symbol=symbols,
+        buy=st.booleans(),
+        size=st.integers(0, 100),
+        alpha=st.sampled_from(ALPHAS[:5]),
+    )
+    def whale_squeeze(self, symbol: str, buy: bool, size: int, alpha: str) -> None:
+        """The whale opens (filled at once) and the mark goes straight into its margin-call or
+        partial-liquidation window: with fills that wait for a report, the separate whale rules
+        line up too rarely for partial liquidations to happen in a short run."""
+        self.whale_order(symbol, buy, size)
+        order = self.model.accounts[WHALE].orders.get(f"o{self.orders}")
+        if order is not None:  # the one market order in four left resting
+            self._report(order, order.qty, self.model.marks[symbol], maker=False)
+        held = [entry for entry in self._held(WHALE) if entry[1][0] == symbol]
+        if held:
+            self._aim(*held[0], Decimal(alpha))
+
     def _report(self, order: Order, qty: Decimal, at: Decimal, *, maker: bool) -> None:
         self.run(
             "report_fill",

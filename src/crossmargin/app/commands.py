@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 from crossmargin.app.model import OrderType
 from crossmargin.core.errors import InvalidInput
@@ -56,70 +56,88 @@ def _wire(name: str, value: Any) -> Any:
     return getattr(value, "value", value)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+COMMAND_TYPES: dict[str, type[Command]] = {}
+C = TypeVar("C", bound=Command)
+
+
+@dataclass_transform(frozen_default=True, kw_only_default=True)
+def command(name: str) -> Callable[[type[C]], type[C]]:
+    """Declare a command type: a frozen dataclass whose wire and log name is ``name``."""
+
+    def declare(cls: type[C]) -> type[C]:
+        made = dataclass(frozen=True, slots=True, kw_only=True)(cls)
+        made.TYPE = name
+        COMMAND_TYPES[name] = made
+        return made
+
+    return declare
+
+
+@command("open_account")
 class OpenAccount(Command):
-    TYPE: ClassVar[str] = "open_account"
     account: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Deposit(Command):
-    TYPE: ClassVar[str] = "deposit"
-    account: str
-    amount: Decimal
+class AccountAmount(Command):
+    """Money in or out of an account's cross wallet."""
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Withdraw(Command):
-    TYPE: ClassVar[str] = "withdraw"
     account: str
     amount: Decimal
 
 
+@command("deposit")
+class Deposit(AccountAmount):
+    """Pay money into the wallet."""
+
+
+@command("withdraw")
+class Withdraw(AccountAmount):
+    """Take free margin out of the wallet."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AddIsolatedMargin(Command):
-    TYPE: ClassVar[str] = "add_isolated_margin"
+class IsolatedMarginMove(Command):
+    """Margin between the wallet and an isolated position (``position_side`` in hedge mode)."""
+
     account: str
     symbol: str
     amount: Decimal
     position_side: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RemoveIsolatedMargin(Command):
-    TYPE: ClassVar[str] = "remove_isolated_margin"
-    account: str
-    symbol: str
-    amount: Decimal
-    position_side: str | None = None
+@command("add_isolated_margin")
+class AddIsolatedMargin(IsolatedMarginMove):
+    """Wallet -> the position's margin."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command("remove_isolated_margin")
+class RemoveIsolatedMargin(IsolatedMarginMove):
+    """The position's margin -> wallet, keeping its initial margin."""
+
+
+@command("set_leverage")
 class SetLeverage(Command):
-    TYPE: ClassVar[str] = "set_leverage"
     account: str
     symbol: str
     leverage: Decimal
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command("set_margin_mode")
 class SetMarginMode(Command):
-    TYPE: ClassVar[str] = "set_margin_mode"
     account: str
     symbol: str
     margin_mode: MarginMode
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command("set_position_mode")
 class SetPositionMode(Command):
-    TYPE: ClassVar[str] = "set_position_mode"
     account: str
     position_mode: PositionMode
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command("place_order")
 class PlaceOrder(Command):
-    TYPE: ClassVar[str] = "place_order"
     account: str
     order_id: str
     symbol: str
@@ -131,16 +149,14 @@ class PlaceOrder(Command):
     position_side: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command("cancel_order")
 class CancelOrder(Command):
-    TYPE: ClassVar[str] = "cancel_order"
     account: str
     order_id: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command("report_fill")
 class ReportFill(Command):
-    TYPE: ClassVar[str] = "report_fill"
     account: str
     order_id: str
     quantity: Decimal
@@ -148,45 +164,22 @@ class ReportFill(Command):
     liquidity: str = "taker"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command("update_mark")
 class UpdateMark(Command):
-    TYPE: ClassVar[str] = "update_mark"
     symbol: str
     price: Decimal
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command("settle_funding")
 class SettleFunding(Command):
-    TYPE: ClassVar[str] = "settle_funding"
     symbol: str
     rate: Decimal
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@command("seed_insurance_fund")
 class SeedInsuranceFund(Command):
-    TYPE: ClassVar[str] = "seed_insurance_fund"
     amount: Decimal
 
-
-COMMAND_TYPES: dict[str, type[Command]] = {
-    cls.TYPE: cls
-    for cls in (
-        OpenAccount,
-        Deposit,
-        Withdraw,
-        AddIsolatedMargin,
-        RemoveIsolatedMargin,
-        SetLeverage,
-        SetMarginMode,
-        SetPositionMode,
-        PlaceOrder,
-        CancelOrder,
-        ReportFill,
-        UpdateMark,
-        SettleFunding,
-        SeedInsuranceFund,
-    )
-}
 
 CHOICES: dict[str, dict[str, Any]] = {
     "side": {"buy": Side.LONG, "sell": Side.SHORT},

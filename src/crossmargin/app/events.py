@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 from crossmargin.app.ledgers import Posting
 from crossmargin.app.model import Order
@@ -54,12 +54,12 @@ class Event:
 
 
 FieldCodec = tuple[str, bool, Callable[[Any], Any], Callable[[Any], Any]]
-_FIELDCODECS: dict[str, tuple[FieldCodec, ...]] = {}
+_FIELD_CODECS: dict[str, tuple[FieldCodec, ...]] = {}
 
 
 def _record_fields(cls: type[Event]) -> tuple[FieldCodec, ...]:
     """(name, omitted when None, to record, from record) for each field of ``cls``."""
-    known = _FIELDCODECS.get(cls.__qualname__)
+    known = _FIELD_CODECS.get(cls.__qualname__)
     if known is not None:
         return known
     codecs = []
@@ -70,42 +70,60 @@ def _record_fields(cls: type[Event]) -> tuple[FieldCodec, ...]:
             raise InvariantViolation(f"{cls.__name__}.{item.name}: no codec for {annotation}")
         encode, decode = CODECS[annotation]
         codecs.append((item.name, bool(item.metadata.get("omit_none")), encode, decode))
-    _FIELDCODECS[cls.__qualname__] = tuple(codecs)
-    return _FIELDCODECS[cls.__qualname__]
+    _FIELD_CODECS[cls.__qualname__] = tuple(codecs)
+    return _FIELD_CODECS[cls.__qualname__]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+EVENT_TYPES: dict[str, type[Event]] = {}
+E = TypeVar("E", bound=Event)
+
+
+@dataclass_transform(frozen_default=True, kw_only_default=True, field_specifiers=(field,))
+def event(cls: type[E]) -> type[E]:
+    """Declare an event type: a frozen dataclass named in the log by its class name."""
+    made = dataclass(frozen=True, slots=True, kw_only=True)(cls)
+    made.TYPE = made.__name__
+    EVENT_TYPES[made.TYPE] = made
+    return made
+
+
+# -- accounts and money ----------------------------------------------------------------------
+
+
+@event
 class AccountOpened(Event):
-    TYPE: ClassVar[str] = "AccountOpened"
     account: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FundsDeposited(Event):
-    TYPE: ClassVar[str] = "FundsDeposited"
-    account: str
-    amount: Decimal
-    postings: tuple[Posting, ...]
+class AccountMoney(Event):
+    """Money into or out of an account's cross wallet from outside."""
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FundsWithdrawn(Event):
-    TYPE: ClassVar[str] = "FundsWithdrawn"
     account: str
     amount: Decimal
     postings: tuple[Posting, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event
+class FundsDeposited(AccountMoney):
+    """A deposit (wallet vs ``external:deposits``)."""
+
+
+@event
+class FundsWithdrawn(AccountMoney):
+    """A withdrawal (wallet vs ``external:deposits``)."""
+
+
+@event
 class InsuranceFundSeeded(Event):
-    TYPE: ClassVar[str] = "InsuranceFundSeeded"
     amount: Decimal
     postings: tuple[Posting, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class IsolatedMarginAdded(Event):
-    TYPE: ClassVar[str] = "IsolatedMarginAdded"
+class IsolatedMarginMoved(Event):
+    """Margin moved between the cross wallet and one isolated slot."""
+
     account: str
     symbol: str
     slot: str
@@ -113,70 +131,81 @@ class IsolatedMarginAdded(Event):
     postings: tuple[Posting, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class IsolatedMarginRemoved(Event):
-    TYPE: ClassVar[str] = "IsolatedMarginRemoved"
-    account: str
-    symbol: str
-    slot: str
-    amount: Decimal
-    postings: tuple[Posting, ...]
+@event
+class IsolatedMarginAdded(IsolatedMarginMoved):
+    """Wallet -> slot."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event
+class IsolatedMarginRemoved(IsolatedMarginMoved):
+    """Slot -> wallet."""
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+
+@event
 class LeverageChanged(Event):
-    TYPE: ClassVar[str] = "LeverageChanged"
     account: str
     symbol: str
     leverage: Decimal
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event
 class PositionLeverageChanged(Event):
-    TYPE: ClassVar[str] = "PositionLeverageChanged"
     account: str
     position: PositionChange
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event
 class MarginModeChanged(Event):
-    TYPE: ClassVar[str] = "MarginModeChanged"
     account: str
     symbol: str
     margin_mode: MarginMode
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event
 class PositionModeChanged(Event):
-    TYPE: ClassVar[str] = "PositionModeChanged"
     account: str
     position_mode: PositionMode
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+# -- orders and fills --------------------------------------------------------------------------
+
+
+@event
 class OrderAccepted(Event):
     """``order``: it rests (stored); ``accepted``: it fills at once and is never stored."""
 
-    TYPE: ClassVar[str] = "OrderAccepted"
     account: str
     order: Order | None = field(default=None, metadata=OMIT)
     accepted: Order | None = field(default=None, metadata=OMIT)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event
 class OrderRepriced(Event):
-    TYPE: ClassVar[str] = "OrderRepriced"
+    """A resting order re-reserved (after a leverage change)."""
+
     account: str
     order: Order | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event
 class OrderCancelled(Event):
-    TYPE: ClassVar[str] = "OrderCancelled"
     account: str
     order_id: str
     reason: str
     order_removed: str | None
+
+    @staticmethod
+    def of(order: Order, reason: str) -> OrderCancelled:
+        """``order`` cancelled (and dropped) for ``reason``."""
+        return OrderCancelled(
+            account=order.account,
+            order_id=order.order_id,
+            reason=reason,
+            order_removed=order.order_id,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -203,31 +232,32 @@ class FillEvent(Event):
     taken_over_by: str | None = field(default=None, metadata=OMIT)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event
 class OrderFilled(FillEvent):
-    TYPE: ClassVar[str] = "OrderFilled"
+    """A client's order filled (maker or taker)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event
 class PositionLiquidated(FillEvent):
-    TYPE: ClassVar[str] = "PositionLiquidated"
+    """A liquidation's, a fund takeover's or the bankrupt side of an ADL's close."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event
 class PositionAutoDeleveraged(FillEvent):
-    TYPE: ClassVar[str] = "PositionAutoDeleveraged"
+    """An ADL counterparty's close."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+# -- the market --------------------------------------------------------------------------------
+
+
+@event
 class MarkPriceUpdated(Event):
-    TYPE: ClassVar[str] = "MarkPriceUpdated"
     symbol: str
     price: Decimal
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event
 class FundingSettled(Event):
-    TYPE: ClassVar[str] = "FundingSettled"
     symbol: str
     rate: Decimal
     mark: Decimal
@@ -235,20 +265,21 @@ class FundingSettled(Event):
     postings: tuple[Posting, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+# -- liquidation -------------------------------------------------------------------------------
+
+
+@event
 class LiquidationTriggered(Event):
-    TYPE: ClassVar[str] = "LiquidationTriggered"
     account: str
     scope: ScopeId
     margin_balance: Decimal
     maintenance_margin: Decimal
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event
 class ScopeBankrupt(Event):
     """``prices``: ``"<symbol>:<slot>"`` -> that position's bankruptcy price."""
 
-    TYPE: ClassVar[str] = "ScopeBankrupt"
     account: str
     scope: ScopeId
     deficit: Decimal
@@ -265,73 +296,38 @@ class ScopeMoney(Event):
     postings: tuple[Posting, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event
 class LiquidationFeeCharged(ScopeMoney):
-    TYPE: ClassVar[str] = "LiquidationFeeCharged"
+    """The clearance fee: collateral -> insurance fund."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event
 class InsuranceFundPaid(ScopeMoney):
-    TYPE: ClassVar[str] = "InsuranceFundPaid"
+    """Insurance fund -> a bankrupt scope's collateral."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event
 class InsuranceFundCollected(ScopeMoney):
-    TYPE: ClassVar[str] = "InsuranceFundCollected"
+    """Dust left in a bankrupt scope -> insurance fund."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event
 class BadDebtRecorded(ScopeMoney):
-    TYPE: ClassVar[str] = "BadDebtRecorded"
+    """What neither the fund nor ADL covered: ``bad_debt`` -> collateral."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event
 class MarginCallIssued(Event):
-    TYPE: ClassVar[str] = "MarginCallIssued"
     account: str
     scope: ScopeId
     margin_ratio: Decimal | None
     threshold: Decimal
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event
 class MarginCallCleared(Event):
-    TYPE: ClassVar[str] = "MarginCallCleared"
     account: str
     scope: ScopeId
-
-
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.TYPE: cls
-    for cls in (
-        AccountOpened,
-        FundsDeposited,
-        FundsWithdrawn,
-        InsuranceFundSeeded,
-        IsolatedMarginAdded,
-        IsolatedMarginRemoved,
-        LeverageChanged,
-        PositionLeverageChanged,
-        MarginModeChanged,
-        PositionModeChanged,
-        OrderAccepted,
-        OrderRepriced,
-        OrderCancelled,
-        OrderFilled,
-        PositionLiquidated,
-        PositionAutoDeleveraged,
-        MarkPriceUpdated,
-        FundingSettled,
-        LiquidationTriggered,
-        ScopeBankrupt,
-        LiquidationFeeCharged,
-        InsuranceFundPaid,
-        InsuranceFundCollected,
-        BadDebtRecorded,
-        MarginCallIssued,
-        MarginCallCleared,
-    )
-}
 
 
 def from_record(record: Mapping[str, Any]) -> Event:

@@ -181,14 +181,7 @@ def _cancel_orders(d: Decision, account_id: str, scope: ScopeId) -> None:
     account = d.draft.accounts[account_id]
     for order in sorted(account.orders.values(), key=lambda o: o.order_id):
         if scope.is_cross or (order.symbol, order.position_side) == scope.key:
-            d.emit(
-                OrderCancelled(
-                    account=account_id,
-                    order_id=order.order_id,
-                    reason="liquidation",
-                    order_removed=order.order_id,
-                )
-            )
+            d.emit(OrderCancelled.of(order, "liquidation"))
 
 
 def _clearance_fee(d: Decision, position: Position, closed: Decimal, balance: Decimal) -> Decimal:

@@ -77,6 +77,13 @@ def book_for(state: StateLike, account: Account) -> Book:
     )
 
 
+def isolated_shortfall(book: Book, position: Position, margin: Decimal) -> Risk | None:
+    """The position's risk when ``margin`` (counting an unrealized loss) is below its initial
+    margin, else None: what removing isolated margin or lowering leverage must not cause."""
+    risk = total_risk(book, [dataclasses.replace(position, isolated_margin=margin)])
+    return risk if margin + min(ZERO, risk.unrealized_pnl) < risk.initial_margin else None
+
+
 def cross_risk(state: StateLike, account: Account) -> Risk:
     book = book_for(state, account)
     return total_risk(book, book.cross_positions())

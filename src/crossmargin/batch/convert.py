@@ -26,10 +26,12 @@ from decimal import Decimal
 import numpy as np
 import numpy.typing as npt
 
+from crossmargin.core import numbers
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.instrument import Instrument
 from crossmargin.core.margin import close_fee_estimate, maintenance_valued_at_entry
 from crossmargin.core.numbers import ZERO, format_decimal
+from crossmargin.core.position import Position
 from crossmargin.core.risk import Book
 from crossmargin.core.venues import VenueRules
 
@@ -37,6 +39,17 @@ Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 Int32s = npt.NDArray[np.int32]
 Bools = npt.NDArray[np.bool_]
+
+
+def _float_above(value: Decimal) -> float:
+    """The smallest float not below ``value`` (a quantum the screen must not understate)."""
+    result = float(value)
+    return result if Decimal(result) >= value else float(np.nextafter(result, np.inf))
+
+
+# The core's rounding quanta (core.numbers), as floats no smaller than the exact decimals.
+MONEY_QUANTUM = _float_above(numbers.MONEY_QUANTUM)
+RATIO_QUANTUM = _float_above(numbers.RATIO_QUANTUM)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,15 +71,18 @@ class BracketTables:
     def width(self) -> int:
         return int(self.caps.shape[1])
 
+    def kernel_arrays(self) -> tuple[Floats, Floats, Floats, Ints]:
+        """(caps, rates, amounts, counts), in the order every numba kernel takes them."""
+        return self.caps, self.rates, self.amounts, self.counts
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class BookArrays:
-    """Many accounts' positions as parallel numpy arrays (float64 money, index arrays)."""
+class PositionArrays:
+    """What a revaluation and the screen read: positions stored account by account (account
+    ``a``: ``starts[a]`` .. ``stops[a]``) as parallel arrays, per account the cross wallet."""
 
-    symbols: tuple[str, ...]
-    marks: Floats  # (symbols,) the marks the book was converted with
     tables: BracketTables
-    # positions, sorted by account
+    # positions
     account: Int32s
     symbol: Int32s
     instrument: Int32s
@@ -78,9 +94,34 @@ class BookArrays:
     close_fee: Floats  # Bybit's fee to close, part of IM; 0 elsewhere
     isolated: Bools
     maintenance_at_entry: Bools
-    partner: Int32s  # the other cross leg of the same symbol in the account, or -1
     # accounts
     wallet: Floats
+    starts: Ints
+    stops: Ints
+    cross_entry_notional: Floats  # sum over the cross positions (sizes the screen's float error)
+
+    def kernel_columns(self) -> tuple[Int32s, Int32s, Floats, Floats, Floats, Floats, Bools]:
+        """The position columns every numba kernel reads, in the order they take them: symbol,
+        instrument, side, quantity, entry notional, collateral, MM valued at entry."""
+        return (
+            self.symbol,
+            self.instrument,
+            self.side,
+            self.quantity,
+            self.entry_notional,
+            self.collateral,
+            self.maintenance_at_entry,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BookArrays(PositionArrays):
+    """Many accounts' positions as parallel numpy arrays (float64 money, index arrays), sorted by
+    account: ``starts`` and ``stops`` are views of ``account_start``."""
+
+    symbols: tuple[str, ...]
+    marks: Floats  # (symbols,) the marks the book was converted with
+    partner: Int32s  # the other cross leg of the same symbol in the account, or -1
     account_start: Ints  # (accounts + 1,)
     # symbol -> accounts holding it (CSR), for one-symbol tick updates
     symbol_account_start: Ints
@@ -102,25 +143,14 @@ class BookArrays:
 
     def input_arrays(self) -> tuple[npt.NDArray[np.generic], ...]:
         """The per-position and per-account arrays a full revaluation reads."""
-        return (
-            self.symbol,
-            self.instrument,
-            self.side,
-            self.quantity,
-            self.entry_notional,
-            self.inverse_leverage,
-            self.collateral,
-            self.close_fee,
-            self.isolated,
-            self.maintenance_at_entry,
-            self.wallet,
-            self.account_start,
-        )
+        others = (self.inverse_leverage, self.close_fee, self.isolated, self.wallet)
+        return (*self.kernel_columns(), *others, self.account_start)
 
     @property
     def nbytes(self) -> int:
         positions = (*self.input_arrays(), self.account, self.partner, self.symbol_accounts)
-        return sum(int(a.nbytes) for a in positions) + int(self.symbol_account_start.nbytes)
+        per_account = self.symbol_account_start.nbytes + self.cross_entry_notional.nbytes
+        return sum(int(a.nbytes) for a in positions) + int(per_account)
 
 
 InstrumentKey = tuple[bool, bool, Instrument]
@@ -136,14 +166,15 @@ def bracket_tables(keys: Sequence[InstrumentKey]) -> BracketTables:
     longest = max((len(instrument.brackets) for _, _, instrument in keys), default=1)
     width = 1 << longest.bit_length()  # a power of two > longest: one +inf cap at least
     count = len(keys)
-    caps = np.full((count, width), np.inf)
-    rates = np.zeros((count, width))
-    amounts = np.zeros((count, width))
-    counts = np.zeros(count, dtype=np.int64)
-    continuous = np.ones(count, dtype=np.bool_)
-    max_leverage = np.full((count, width), np.inf)
+    tables = BracketTables(
+        caps=np.full((count, width), np.inf),
+        rates=np.zeros((count, width)),
+        amounts=np.zeros((count, width)),
+        counts=np.array([len(instrument.brackets) for _, _, instrument in keys], dtype=np.int64),
+        continuous=np.ones(count, dtype=np.bool_),
+        max_leverage=np.full((count, width), np.inf),
+    )
     for row, (fee_buffer, deduction, instrument) in enumerate(keys):
-        counts[row] = len(instrument.brackets)
         exact_rates: list[Decimal] = []
         exact_amounts: list[Decimal] = []
         for column, bracket in enumerate(instrument.brackets):
@@ -154,24 +185,37 @@ def bracket_tables(keys: Sequence[InstrumentKey]) -> BracketTables:
             exact_rates.append(rate)
             exact_amounts.append(amount)
             if bracket.cap is not None:
-                caps[row, column] = float(bracket.cap)
-            rates[row, column] = float(rate)
-            amounts[row, column] = float(amount)
+                tables.caps[row, column] = float(bracket.cap)
+            tables.rates[row, column] = float(rate)
+            tables.amounts[row, column] = float(amount)
             if bracket.max_leverage is not None:
-                max_leverage[row, column] = float(bracket.max_leverage)
+                tables.max_leverage[row, column] = float(bracket.max_leverage)
         for index, bracket in enumerate(instrument.brackets[1:], start=1):
             below = bracket.floor * exact_rates[index - 1] - exact_amounts[index - 1]
             above = bracket.floor * exact_rates[index] - exact_amounts[index]
             if below != above:
-                continuous[row] = False
-    return BracketTables(
-        caps=caps,
-        rates=rates,
-        amounts=amounts,
-        counts=counts,
-        continuous=continuous,
-        max_leverage=max_leverage,
-    )
+                tables.continuous[row] = False
+    return tables
+
+
+def instrument_tables(rules: VenueRules, instruments: Sequence[Instrument]) -> BracketTables:
+    """One table row per instrument, in order, under ``rules`` (the engine's live book)."""
+    return bracket_tables([instrument_key(rules, instrument) for instrument in instruments])
+
+
+def position_floats(
+    position: Position, isolated_margin: Decimal | None
+) -> tuple[float, float, float | None]:
+    """An engine position as floats: signed quantity, signed entry notional, isolated margin
+    (None for a cross position)."""
+    sign = position.side.sign
+    margin = None if isolated_margin is None else float(isolated_margin)
+    return float(sign * position.quantity), float(sign * position.entry_notional), margin
+
+
+def decimal_to_float(value: Decimal) -> float:
+    """A balance or price for the float screen."""
+    return float(value)
 
 
 def _book_marks(
@@ -300,6 +344,9 @@ def assemble(
     symbol_accounts = (pairs % max(len(wallet), 1)).astype(np.int32)
     symbol_account_start = np.zeros(len(symbols) + 1, dtype=np.int64)
     np.cumsum(np.bincount(pair_symbol, minlength=len(symbols)), out=symbol_account_start[1:])
+    cross_entry = np.bincount(
+        account, weights=np.where(isolated, 0.0, columns["entry_notional"]), minlength=len(wallet)
+    ).astype(np.float64, copy=False)
     return BookArrays(
         symbols=symbols,
         marks=marks,
@@ -318,6 +365,9 @@ def assemble(
         partner=partner,
         wallet=wallet,
         account_start=account_start,
+        starts=account_start[:-1],
+        stops=account_start[1:],
+        cross_entry_notional=cross_entry,
         symbol_account_start=symbol_account_start,
         symbol_accounts=symbol_accounts,
     )

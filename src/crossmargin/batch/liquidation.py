@@ -12,8 +12,9 @@ cross positions of (UPNL - MM)`` at their marks. ``f`` is affine between the bre
 crossing nearest the mark. No crossing at a positive price gives NaN (the core's None); a scope
 already liquidatable whose health no price restores gives the mark.
 
-The numba kernel walks each scope in turn; the numpy fallback walks all scopes in lock step (one
-numpy pass per segment step; at most ``2 * brackets + 1`` steps). Both do the same operations in
+The numba kernel (:mod:`crossmargin.batch.liquidation_kernel`) walks each scope in turn; the
+numpy fallback walks all scopes in lock step (one numpy pass per segment step; at most
+``2 * brackets + 1`` steps). Both do the same operations in
 the same order. The result is not rounded (the core rounds toward the mark to 1e-8).
 """
 
@@ -23,9 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crossmargin.batch._accel import jit, jit_inline, use_numba
+from crossmargin.batch._accel import use_numba
 from crossmargin.batch.convert import BookArrays, BracketTables, Floats, Ints
-from crossmargin.batch.risk import Array, Bools, Valuation, bracket_lookup, bracket_of
+from crossmargin.batch.liquidation_kernel import solve_kernel
+from crossmargin.batch.maintenance import bracket_lookup, maintenance_lines
+from crossmargin.batch.risk import Bools, Valuation
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,11 +141,9 @@ def _lines(
         instrument = scopes.instrument[rows, leg]
         valued = np.where(at_entry, entry, quantity * probe)
         bracket = bracket_lookup(tables, instrument, valued)
-        flat = instrument * tables.width + bracket
-        rate = tables.rates.ravel()[flat]
-        amount = tables.amounts.ravel()[flat]
-        constant -= np.where(present, np.where(at_entry, entry * rate - amount, -amount), 0.0)
-        slope -= np.where(present & ~at_entry, quantity * rate, 0.0)
+        fixed_maintenance, rate = maintenance_lines(tables, instrument, bracket, at_entry, entry)
+        constant -= np.where(present, fixed_maintenance, 0.0)
+        slope -= np.where(present, quantity * rate, 0.0)
     return _Lines(constant, slope)
 
 
@@ -170,7 +171,7 @@ def solve(
     if use_numba(backend):
         down, up = np.empty(count), np.empty(count)
         healthy = np.empty(count, dtype=np.bool_)
-        _solve_kernel(
+        solve_kernel(
             scopes.mark,
             scopes.fixed_equity,
             scopes.instrument,
@@ -192,271 +193,62 @@ def solve(
     points = breakpoints(tables, scopes) if with_maintenance else np.full((count, 1), np.inf)
     every = np.arange(count, dtype=np.int64)
     start = np.sum(points < scopes.mark[:, None], axis=1).astype(np.int64)
-    low, high = _bounds(points, every, start)
-    lines = _lines(tables, scopes, every, _probe(low, high), scopes.fixed_equity, with_maintenance)
+    _, _, lines = _segment_lines(tables, scopes, points, every, start, with_maintenance)
     healthy = lines.constant + lines.slope * scopes.mark > 0
     sign = np.where(healthy, 1.0, -1.0)
-    down = _walk_down(tables, scopes, points, start, sign, with_maintenance)
-    up = _walk_up(tables, scopes, points, start, sign, with_maintenance)
+    down = _walk(tables, scopes, points, start, sign, with_maintenance, up=False)
+    up = _walk(tables, scopes, points, start, sign, with_maintenance, up=True)
     return Crossings(down=down, up=up, healthy=healthy)
 
 
-def _walk_down(
+def _segment_lines(
+    tables: BracketTables,
+    scopes: Scopes,
+    points: Floats,
+    rows: Ints,
+    segment: Ints,
+    with_maintenance: bool,
+) -> tuple[Floats, Floats, _Lines]:
+    """The bounds of each row's ``segment`` and ``f``'s line on it."""
+    low, high = _bounds(points, rows, segment)
+    fixed = scopes.fixed_equity[rows]
+    return low, high, _lines(tables, scopes, rows, _probe(low, high), fixed, with_maintenance)
+
+
+def _walk(
     tables: BracketTables,
     scopes: Scopes,
     points: Floats,
     start: Ints,
     sign: Floats,
     with_maintenance: bool,
+    *,
+    up: bool,
 ) -> Floats:
-    """Twin of ``_first_crossing_down``: largest P <= mark with sign * f(P) <= 0."""
+    """Twin of ``_first_crossing_down`` (``up`` False: the largest P <= mark with
+    ``sign * f(P) <= 0``) and ``_first_crossing_up`` (the smallest P >= mark), for every scope in
+    lock step, segment by segment away from the mark."""
     result = np.full(len(start), np.nan)
     rows = np.arange(len(start), dtype=np.int64)
     segment = start.copy()
-    high = scopes.mark.copy()
+    near = scopes.mark.copy()  # the end of the current segment nearest the mark
     while len(rows):
-        low, _ = _bounds(points, rows, segment)
-        lines = _lines(
-            tables,
-            scopes,
-            rows,
-            _probe(low, _bounds(points, rows, segment)[1]),
-            scopes.fixed_equity[rows],
-            with_maintenance,
-        )
+        low, high, lines = _segment_lines(tables, scopes, points, rows, segment, with_maintenance)
+        far = high if up else low
         row_sign = sign[rows]
-        at_high = row_sign * (lines.constant + lines.slope * high) <= 0
-        at_low = ~at_high & (row_sign * (lines.constant + lines.slope * low) <= 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             root = -lines.constant / lines.slope
-        result[rows[at_high]] = high[at_high]
-        result[rows[at_low]] = np.where(root[at_low] > 0, root[at_low], np.nan)
-        going = ~(at_high | at_low) & (segment > 0)
-        rows, segment, high = rows[going], segment[going] - 1, low[going]
-    return result
-
-
-def _walk_up(
-    tables: BracketTables,
-    scopes: Scopes,
-    points: Floats,
-    start: Ints,
-    sign: Floats,
-    with_maintenance: bool,
-) -> Floats:
-    """Twin of ``_first_crossing_up``: smallest P >= mark with sign * f(P) <= 0."""
-    result = np.full(len(start), np.nan)
-    rows = np.arange(len(start), dtype=np.int64)
-    segment = start.copy()
-    low = scopes.mark.copy()
-    while len(rows):
-        segment_low, high = _bounds(points, rows, segment)
-        lines = _lines(
-            tables,
-            scopes,
-            rows,
-            _probe(segment_low, high),
-            scopes.fixed_equity[rows],
-            with_maintenance,
-        )
-        row_sign = sign[rows]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            root = -lines.constant / lines.slope
-            at_low = row_sign * (lines.constant + lines.slope * low) <= 0
-            unbounded = ~at_low & ~np.isfinite(high)
+            at_near = row_sign * (lines.constant + lines.slope * near) <= 0
+            crossed = ~at_near & (row_sign * (lines.constant + lines.slope * far) <= 0)
+        if up:  # past the last breakpoint the line runs on: it crosses if it falls
+            unbounded = ~at_near & ~np.isfinite(high)
+            crossed &= ~unbounded
             falls = unbounded & (row_sign * lines.slope < 0)
-            at_high = ~at_low & ~unbounded & (row_sign * (lines.constant + lines.slope * high) <= 0)
-        result[rows[at_low]] = low[at_low]
-        result[rows[falls]] = root[falls]
-        result[rows[at_high]] = root[at_high]
-        going = ~(at_low | unbounded | at_high)
-        rows, segment, low = rows[going], segment[going] + 1, high[going]
-    return np.where(result > 0, result, np.nan)
-
-
-@jit_inline
-def _segment_line(
-    scope: int,
-    low: float,
-    high: float,
-    fixed: Array,
-    instrument: Array,
-    side: Array,
-    quantity: Array,
-    entry_notional: Array,
-    at_entry: Array,
-    present: Array,
-    caps: Array,
-    rates: Array,
-    amounts: Array,
-    counts: Array,
-    with_maintenance: bool,
-) -> tuple[float, float]:
-    """Scalar twin of :func:`_lines` (the same operations in the same order)."""
-    unbounded = low * 2 if low > 0 else 1.0
-    probe = (low + high) / 2 if np.isfinite(high) else unbounded
-    constant = fixed[scope]
-    slope = 0.0
-    for leg in range(2):
-        if not present[scope, leg]:
-            continue
-        sign = side[scope, leg]
-        size = quantity[scope, leg]
-        entry = entry_notional[scope, leg]
-        constant -= sign * entry
-        slope += sign * size
-        if not with_maintenance:
-            continue
-        table = instrument[scope, leg]
-        valued = entry if at_entry[scope, leg] else size * probe
-        bracket = bracket_of(caps, counts, table, valued)
-        rate = rates[table, bracket]
-        amount = amounts[table, bracket]
-        if at_entry[scope, leg]:
-            constant -= entry * rate - amount
+            result[rows[falls]] = root[falls]
+            going = ~(at_near | unbounded | crossed)
         else:
-            constant -= -amount
-            slope -= size * rate
-    return constant, slope
-
-
-@jit
-def _solve_kernel(
-    mark: Array,
-    fixed: Array,
-    instrument: Array,
-    side: Array,
-    quantity: Array,
-    entry_notional: Array,
-    at_entry: Array,
-    present: Array,
-    caps: Array,
-    rates: Array,
-    amounts: Array,
-    counts: Array,
-    with_maintenance: bool,
-    out_down: Array,
-    out_up: Array,
-    out_healthy: Array,
-) -> None:
-    """Scalar twin of :func:`solve` per scope: breakpoints, then the two walks."""
-    width = caps.shape[1]
-    points = np.empty(2 * width + 1)
-    for scope in range(mark.shape[0]):
-        count = 0
-        if with_maintenance:
-            for leg in range(2):
-                if not present[scope, leg] or at_entry[scope, leg]:
-                    continue
-                table = instrument[scope, leg]
-                for column in range(width):
-                    cap = caps[table, column]
-                    if np.isfinite(cap):
-                        points[count] = cap / quantity[scope, leg]
-                        count += 1
-        points[:count].sort()
-        distinct = 0
-        for index in range(count):
-            if distinct == 0 or points[index] != points[distinct - 1]:
-                points[distinct] = points[index]
-                distinct += 1
-        count = distinct
-        price = mark[scope]
-        start = 0
-        while start < count and points[start] < price:
-            start += 1
-        low = points[start - 1] if start > 0 else 0.0
-        high = points[start] if start < count else np.inf
-        constant, slope = _segment_line(
-            scope,
-            low,
-            high,
-            fixed,
-            instrument,
-            side,
-            quantity,
-            entry_notional,
-            at_entry,
-            present,
-            caps,
-            rates,
-            amounts,
-            counts,
-            with_maintenance,
-        )
-        healthy = constant + slope * price > 0
-        sign = 1.0 if healthy else -1.0
-        out_healthy[scope] = healthy
-        # walking down
-        segment = start
-        top = price
-        result = np.nan
-        while True:
-            low = points[segment - 1] if segment > 0 else 0.0
-            high = points[segment] if segment < count else np.inf
-            constant, slope = _segment_line(
-                scope,
-                low,
-                high,
-                fixed,
-                instrument,
-                side,
-                quantity,
-                entry_notional,
-                at_entry,
-                present,
-                caps,
-                rates,
-                amounts,
-                counts,
-                with_maintenance,
-            )
-            if sign * (constant + slope * top) <= 0:
-                result = top
-                break
-            if sign * (constant + slope * low) <= 0:
-                root = -constant / slope
-                result = root if root > 0 else np.nan
-                break
-            if segment == 0:
-                break
-            segment -= 1
-            top = low
-        out_down[scope] = result
-        # walking up
-        segment = start
-        bottom = price
-        result = np.nan
-        while True:
-            low = points[segment - 1] if segment > 0 else 0.0
-            high = points[segment] if segment < count else np.inf
-            constant, slope = _segment_line(
-                scope,
-                low,
-                high,
-                fixed,
-                instrument,
-                side,
-                quantity,
-                entry_notional,
-                at_entry,
-                present,
-                caps,
-                rates,
-                amounts,
-                counts,
-                with_maintenance,
-            )
-            if sign * (constant + slope * bottom) <= 0:
-                result = bottom
-                break
-            if not np.isfinite(high):
-                if sign * slope < 0:
-                    result = -constant / slope
-                break
-            if sign * (constant + slope * high) <= 0:
-                result = -constant / slope
-                break
-            segment += 1
-            bottom = high
-        out_up[scope] = result if result > 0 else np.nan
+            going = ~(at_near | crossed) & (segment > 0)
+        result[rows[at_near]] = near[at_near]
+        result[rows[crossed]] = root[crossed]
+        rows, segment, near = rows[going], segment[going] + (1 if up else -1), far[going]
+    return np.where(result > 0, result, np.nan)

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from crossmargin.batch._accel import jit_inline, jit_parallel, prange, use_numba
+from crossmargin.batch._accel import use_numba
 from crossmargin.batch.convert import BookArrays, Floats
 from crossmargin.batch.history import MarketHistory, base_asset, market_history
-from crossmargin.batch.risk import Array, account_positions, bracket_of, position_values
+from crossmargin.batch.montecarlo_kernel import probability_kernel
+from crossmargin.batch.risk import account_positions, position_values
 from crossmargin.core.errors import InvalidInput
 
 MODELS = ("bootstrap", "gbm")
@@ -132,7 +133,7 @@ def liquidation_probability(
         order = np.lexsort((arrays.isolated, arrays.account)).astype(np.int64)
         home = risk_brackets(arrays, order)
         lowest, highest = growth.min(axis=1).T.copy(), growth.max(axis=1).T.copy()
-        _probability_kernel(
+        probability_kernel(
             arrays.marks,
             mapping,
             growth,
@@ -140,22 +141,13 @@ def liquidation_probability(
             highest,
             np.stack([lowest.min(axis=1), lowest.max(axis=1)], axis=1),
             np.stack([highest.min(axis=1), highest.max(axis=1)], axis=1),
-            tables.caps,
-            tables.rates,
-            tables.amounts,
-            tables.counts,
+            *tables.kernel_arrays(),
             tables.continuous,
             arrays.account_start,
             order,
             arrays.isolated[order],
             home,
-            arrays.symbol,
-            arrays.instrument,
-            arrays.side,
-            arrays.quantity,
-            arrays.entry_notional,
-            arrays.collateral,
-            arrays.maintenance_at_entry,
+            *arrays.kernel_columns(),
             arrays.wallet,
             cross_hits,
             isolated_hits,
@@ -205,248 +197,3 @@ def _probability_numpy(
             hit |= np.bincount(owner, weights=isolated_down, minlength=count) > 0
         cross_hits += cross
         isolated_hits += hit
-
-
-@jit_parallel
-def _probability_kernel(
-    marks: Array,
-    mapping: Array,
-    growth: Array,
-    lowest: Array,
-    highest: Array,
-    lowest_range: Array,
-    highest_range: Array,
-    caps: Array,
-    rates: Array,
-    amounts: Array,
-    counts: Array,
-    continuous: Array,
-    scope_start: Array,
-    scope_positions: Array,
-    scope_isolated: Array,
-    home_bracket: Array,
-    symbol: Array,
-    instrument: Array,
-    side: Array,
-    quantity: Array,
-    entry_notional: Array,
-    collateral: Array,
-    at_entry: Array,
-    wallet: Array,
-    cross_hits: Array,
-    isolated_hits: Array,
-) -> None:
-    """Per account (cross positions first in ``scope_positions``), one position at a time over
-    all paths: ``lowest``/``highest`` are (series, paths), so the inner loop is contiguous."""
-    paths, hours = growth.shape[0], growth.shape[1]
-    for account in prange(wallet.shape[0]):
-        start, stop = scope_start[account], scope_start[account + 1]
-        split = start
-        while split < stop and not scope_isolated[split]:
-            split += 1
-        exact_cross = split - start == 1 and continuous[instrument[scope_positions[start]]]
-        bound = np.full(paths, wallet[account])
-        isolated_down = np.zeros(paths, dtype=np.bool_)
-        # each cross position's line and whether every price of every path stays on it
-        line_intercept = np.empty(split - start)
-        line_slope = np.empty(split - start)
-        line_exact = np.empty(split - start, dtype=np.bool_)
-        for row in range(start, stop):
-            position = scope_positions[row]
-            series = mapping[symbol[position]]
-            mark = marks[symbol[position]]
-            long = side[position] > 0
-            moves = lowest[series] if long else highest[series]
-            extreme = lowest_range[series] if long else highest_range[series]
-            home = home_bracket[row]
-            intercept, slope, low_move, high_move = _home_line(
-                mark,
-                position,
-                home,
-                caps,
-                rates,
-                amounts,
-                counts,
-                instrument,
-                side,
-                quantity,
-                entry_notional,
-                at_entry,
-            )
-            # every path stays in the bracket at the mark: one affine line, a vectorised loop
-            inside = low_move < extreme[0] and extreme[1] <= high_move
-            if row < split:
-                line_intercept[row - start] = intercept
-                line_slope[row - start] = slope
-                line_exact[row - start] = (
-                    low_move < lowest_range[series, 0] and highest_range[series, 1] <= high_move
-                )
-            if row < split and inside:
-                for path in range(paths):
-                    bound[path] += intercept + slope * moves[path]
-            elif row < split:
-                for path in range(paths):
-                    bound[path] += _headroom(
-                        mark * moves[path],
-                        position,
-                        home,
-                        caps,
-                        rates,
-                        amounts,
-                        counts,
-                        instrument,
-                        side,
-                        quantity,
-                        entry_notional,
-                        at_entry,
-                    )
-            elif continuous[instrument[position]] and inside:
-                margin = collateral[position] + intercept
-                for path in range(paths):
-                    isolated_down[path] |= margin + slope * moves[path] <= 0.0
-            elif continuous[instrument[position]]:
-                for path in range(paths):
-                    isolated_down[path] |= (
-                        collateral[position]
-                        + _headroom(
-                            mark * moves[path],
-                            position,
-                            home,
-                            caps,
-                            rates,
-                            amounts,
-                            counts,
-                            instrument,
-                            side,
-                            quantity,
-                            entry_notional,
-                            at_entry,
-                        )
-                        <= 0.0
-                    )
-            else:
-                for path in range(paths):
-                    for hour in range(hours):
-                        if (
-                            collateral[position]
-                            + _headroom(
-                                mark * growth[path, hour, series],
-                                position,
-                                home,
-                                caps,
-                                rates,
-                                amounts,
-                                counts,
-                                instrument,
-                                side,
-                                quantity,
-                                entry_notional,
-                                at_entry,
-                            )
-                            <= 0.0
-                        ):
-                            isolated_down[path] = True
-                            break
-        hits = 0
-        if split > start:
-            for path in range(paths):
-                if bound[path] > 0.0:
-                    continue
-                if exact_cross:
-                    hits += 1
-                    continue
-                for hour in range(hours):
-                    total = wallet[account]
-                    for row in range(start, split):
-                        position = scope_positions[row]
-                        move = growth[path, hour, mapping[symbol[position]]]
-                        if line_exact[row - start]:
-                            total += line_intercept[row - start] + line_slope[row - start] * move
-                            continue
-                        price = marks[symbol[position]] * move
-                        total += _headroom(
-                            price,
-                            position,
-                            home_bracket[row],
-                            caps,
-                            rates,
-                            amounts,
-                            counts,
-                            instrument,
-                            side,
-                            quantity,
-                            entry_notional,
-                            at_entry,
-                        )
-                    if total <= 0.0:
-                        hits += 1
-                        break
-        cross_hits[account] = hits
-        isolated_hits[account] = isolated_down.sum()
-
-
-@jit_inline
-def _home_line(
-    mark: float,
-    position: int,
-    home: int,
-    caps: Array,
-    rates: Array,
-    amounts: Array,
-    counts: Array,
-    instrument: Array,
-    side: Array,
-    quantity: Array,
-    entry_notional: Array,
-    at_entry: Array,
-) -> tuple[float, float, float, float]:
-    """UPNL - MM as ``intercept + slope * move`` (price = mark * move) while the bracket stays
-    ``home``, and the open/closed move interval where it does."""
-    table = instrument[position]
-    sign = side[position]
-    entry = entry_notional[position]
-    rate = rates[table, home]
-    amount = amounts[table, home]
-    if at_entry[position]:
-        return (
-            -sign * entry - (entry * rate - amount),
-            sign * quantity[position] * mark,
-            -np.inf,
-            np.inf,
-        )
-    scale = quantity[position] * mark
-    low = caps[table, home - 1] / scale if home > 0 else -np.inf
-    high = caps[table, home] / scale if home < counts[table] - 1 else np.inf
-    return amount - sign * entry, scale * (sign - rate), low, high
-
-
-@jit_inline
-def _headroom(
-    price: float,
-    position: int,
-    guess: int,
-    caps: Array,
-    rates: Array,
-    amounts: Array,
-    counts: Array,
-    instrument: Array,
-    side: Array,
-    quantity: Array,
-    entry_notional: Array,
-    at_entry: Array,
-) -> float:
-    """UPNL - MM of one position at ``price`` (the formulas of batch.risk); ``guess`` is the
-    bracket at the mark, checked first because prices mostly stay in it."""
-    notional = quantity[position] * price
-    entry = entry_notional[position]
-    valued = entry if at_entry[position] else notional
-    table = instrument[position]
-    last = counts[table] - 1
-    below = caps[table, guess - 1] if guess > 0 else -np.inf
-    if below < valued and (valued <= caps[table, guess] or guess == last):
-        bracket = guess
-    else:
-        bracket = bracket_of(caps, counts, table, valued)
-    maintenance = valued * rates[table, bracket] - amounts[table, bracket]
-    result: float = side[position] * (notional - entry) - maintenance
-    return result

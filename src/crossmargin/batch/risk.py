@@ -4,15 +4,15 @@ Per position (scalar twins ``core.risk.position_risk``, ``core.margin.maintenanc
 
   notional  N   = q * P                                      (USD)
   UPNL          = s * (N - entry_notional)
-  bracket   k   = searchsorted(caps, N_val, side='left'), capped at the last bracket, where
-                  N_val = N, or the entry notional when MM is valued at entry (Bybit isolated)
-  MM            = N_val * rate_k - amount_k                  (rate/amount as folded by the converter)
+  MM, bracket   :mod:`crossmargin.batch.maintenance` (bracket by notional, or at entry)
   IM            = N / leverage + close_fee
 
 Per account (twins ``core.risk.margin_ratio`` and ``is_liquidatable``), over cross positions:
 margin balance ``MB = wallet + sum UPNL``, ``MM = sum MM``, ratio ``MM / MB`` (0 without MM, NaN
 when ``MB <= 0``), liquidatable when it holds a cross position and ``MB <= MM``. An isolated
-position is its own scope: liquidatable when ``isolated_margin + UPNL <= MM``.
+position is its own scope: liquidatable when ``isolated_margin + UPNL <= MM``. The cross
+notional ``sum N`` (the core's ``Risk.notional``) also sizes the float error of MB and MM, which
+the screen (:mod:`crossmargin.batch.screen`) turns into its guard band.
 
 Floats are not rounded: the core rounds requirements up to 1e-8, so the two paths agree to a
 relative 1e-9 plus one money quantum. The batch path screens; the Decimal path decides.
@@ -21,9 +21,12 @@ relative 1e-9 plus one money quantum. The batch path screens; the Decimal path d
 the accounts holding it and re-adds those accounts from the stored per-position values, in the
 full pass's order, so it gives bit for bit the numbers of a full revaluation.
 
-The numba kernel makes one fused pass per account (its positions are contiguous), with accounts
-spread over the cores by ``prange``; the numpy fallback does the same arithmetic with
-``np.bincount`` and gives the same bits.
+One numba kernel (:mod:`crossmargin.batch.risk_kernel`) does both: one fused pass per account
+(its positions are contiguous, from ``starts[a]`` to ``stops[a]``), accounts spread over the
+cores by ``prange``; the numpy fallback does the same arithmetic with ``np.bincount`` and gives
+the same bits. Both read any
+:class:`~crossmargin.batch.convert.PositionArrays`: a ``BookArrays``, or the engine's live book
+(:mod:`crossmargin.batch.live`), whose accounts keep spare room between them.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from crossmargin.batch._accel import jit, jit_inline, jit_parallel, prange, use_numba
-from crossmargin.batch.convert import BookArrays, BracketTables, Floats, Ints
+from crossmargin.batch._accel import calling_thread_only, use_numba
+from crossmargin.batch.convert import BookArrays, Floats, Ints, PositionArrays
+from crossmargin.batch.maintenance import positions_maintenance
+from crossmargin.batch.risk_kernel import ALL_SYMBOLS, value_accounts_kernel
 from crossmargin.core.errors import InvalidInput
 
 Bools = npt.NDArray[np.bool_]
@@ -62,6 +67,7 @@ class Valuation:
     margin_ratio: Floats  # NaN where the margin balance is not positive
     cross_liquidatable: Bools
     isolated_any_liquidatable: Bools
+    cross_notional: Floats  # sum over cross positions of the notional
 
     @property
     def liquidatable(self) -> Bools:
@@ -80,8 +86,7 @@ def check_marks(arrays: BookArrays, marks: Floats | None) -> Floats:
     return np.array(chosen, dtype=np.float64, copy=True)
 
 
-def empty_valuation(arrays: BookArrays, marks: Floats) -> Valuation:
-    positions, accounts = arrays.position_count, arrays.account_count
+def empty_valuation(positions: int, accounts: int, marks: Floats) -> Valuation:
     return Valuation(
         marks=marks,
         notional=np.empty(positions),
@@ -97,6 +102,7 @@ def empty_valuation(arrays: BookArrays, marks: Floats) -> Valuation:
         margin_ratio=np.empty(accounts),
         cross_liquidatable=np.empty(accounts, dtype=np.bool_),
         isolated_any_liquidatable=np.empty(accounts, dtype=np.bool_),
+        cross_notional=np.empty(accounts),
     )
 
 
@@ -114,17 +120,13 @@ def revalue(
     """
     checked = check_marks(arrays, marks)
     if out is None:
-        result = empty_valuation(arrays, checked)
+        result = empty_valuation(arrays.position_count, arrays.account_count, checked)
     else:
         if out.notional.shape[0] != arrays.position_count:
             raise InvalidInput("out", "belongs to another book")
         out.marks[:] = checked
         result = out
-    if use_numba(backend):
-        _value_all_parallel_kernel(*_kernel_inputs(arrays, result.marks), *_kernel_outputs(result))
-    else:
-        accounts = np.arange(arrays.account_count, dtype=np.int64)
-        _value_accounts_numpy(arrays, result, accounts)
+    value_accounts(arrays, result, None, ALL_SYMBOLS, backend=backend)
     return result
 
 
@@ -144,82 +146,67 @@ def update_symbol(
     valuation.marks[symbol] = price
     start, stop = arrays.symbol_account_start[symbol], arrays.symbol_account_start[symbol + 1]
     accounts = arrays.symbol_accounts[start:stop].astype(np.int64)
-    if use_numba(backend):
-        _tick_kernel(
-            symbol,
-            accounts,
-            *_kernel_inputs(arrays, valuation.marks),
-            *_kernel_outputs(valuation),
-        )
-    else:
-        _value_accounts_numpy(arrays, valuation, accounts, symbol)
+    value_accounts(arrays, valuation, accounts, symbol, backend=backend)
     return accounts
 
 
-def _kernel_inputs(arrays: BookArrays, marks: Floats) -> tuple[Array, ...]:
-    tables = arrays.tables
-    return (
-        marks,
-        tables.caps,
-        tables.rates,
-        tables.amounts,
-        tables.counts,
-        arrays.account_start,
-        arrays.account,
-        arrays.symbol,
-        arrays.instrument,
-        arrays.side,
-        arrays.quantity,
-        arrays.entry_notional,
-        arrays.inverse_leverage,
-        arrays.collateral,
-        arrays.close_fee,
-        arrays.isolated,
-        arrays.maintenance_at_entry,
-        arrays.wallet,
-    )
+def value_accounts(
+    book: PositionArrays,
+    out: Valuation,
+    accounts: Ints | None,
+    moving: int,
+    *,
+    backend: str | None = None,
+) -> None:
+    """Value ``accounts`` (None: every account) at ``out.marks``: the positions on symbol
+    ``moving`` (every position for :data:`ALL_SYMBOLS`; the others keep their stored values),
+    then the account sums from the stored values, in position order."""
+    if use_numba(backend):
+        chosen = np.empty(0, dtype=np.int64) if accounts is None else accounts
+        count = book.wallet.shape[0] if accounts is None else accounts.shape[0]
+        with calling_thread_only(accounts is not None):  # ticks: see calling_thread_only
+            value_accounts_kernel(
+                count,
+                chosen,
+                moving,
+                out.marks,
+                *book.tables.kernel_arrays(),
+                *book.kernel_columns(),
+                book.starts,
+                book.stops,
+                book.inverse_leverage,
+                book.close_fee,
+                book.isolated,
+                book.wallet,
+                out.notional,
+                out.unrealized_pnl,
+                out.initial_margin,
+                out.maintenance_margin,
+                out.bracket,
+                out.isolated_liquidatable,
+                out.margin_balance,
+                out.maintenance,
+                out.initial,
+                out.cross_positions,
+                out.margin_ratio,
+                out.cross_liquidatable,
+                out.isolated_any_liquidatable,
+                out.cross_notional,
+            )
+        return
+    every = np.arange(book.wallet.shape[0], dtype=np.int64)
+    _value_accounts_numpy(book, out, every if accounts is None else accounts, moving)
 
 
-def _kernel_outputs(out: Valuation) -> tuple[Array, ...]:
-    return (
-        out.notional,
-        out.unrealized_pnl,
-        out.initial_margin,
-        out.maintenance_margin,
-        out.bracket,
-        out.isolated_liquidatable,
-        out.margin_balance,
-        out.maintenance,
-        out.initial,
-        out.cross_positions,
-        out.margin_ratio,
-        out.cross_liquidatable,
-        out.isolated_any_liquidatable,
-    )
-
-
-def account_positions(arrays: BookArrays, accounts: Ints) -> tuple[Ints, Ints]:
+def account_positions(book: PositionArrays, accounts: Ints) -> tuple[Ints, Ints]:
     """All position indices of ``accounts`` and, for each, its row in ``accounts``."""
-    starts = arrays.account_start[accounts]
-    lengths = arrays.account_start[accounts + 1] - starts
+    starts = book.starts[accounts]
+    lengths = book.stops[accounts] - starts
     owner = np.repeat(np.arange(len(accounts), dtype=np.int64), lengths)
     offsets = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(
         np.cumsum(lengths) - lengths, lengths
     )
     return np.repeat(starts, lengths) + offsets, owner
-
-
-def bracket_lookup(tables: BracketTables, instrument: Ints, notional: Floats) -> Ints:
-    """Bracket of ``notional`` per row: ``searchsorted(caps, N, 'left')`` capped at the last.
-
-    Twin of ``core.instrument.Instrument.bracket_index`` (cap inclusive). Counting the caps below
-    ``N`` is the same search done for rows of different tables at once.
-    """
-    below = np.zeros(notional.shape, dtype=np.int64)
-    for column in range(int(tables.counts.max(initial=1))):
-        below += tables.caps[instrument, column] < notional
-    last: Ints = tables.counts[instrument] - 1
-    return np.minimum(below, last)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -231,19 +218,17 @@ class PositionValues:
     bracket: Ints
 
 
-def position_values(arrays: BookArrays, marks: Floats, positions: Ints | slice) -> PositionValues:
+def position_values(book: PositionArrays, marks: Floats, positions: Ints | slice) -> PositionValues:
     """Twin of ``core.risk.position_risk`` for the selected positions (unrounded)."""
-    symbol = arrays.symbol[positions]
-    instrument = arrays.instrument[positions].astype(np.int64)
-    entry = arrays.entry_notional[positions]
-    notional = arrays.quantity[positions] * marks[symbol]
-    upnl = arrays.side[positions] * (notional - entry)
-    valued = np.where(arrays.maintenance_at_entry[positions], entry, notional)
-    tables = arrays.tables
-    bracket = bracket_lookup(tables, instrument, valued)
-    flat = instrument * tables.width + bracket
-    maintenance = valued * tables.rates.ravel()[flat] - tables.amounts.ravel()[flat]
-    initial = notional * arrays.inverse_leverage[positions] + arrays.close_fee[positions]
+    symbol = book.symbol[positions]
+    instrument = book.instrument[positions].astype(np.int64)
+    entry = book.entry_notional[positions]
+    notional = book.quantity[positions] * marks[symbol]
+    upnl = book.side[positions] * (notional - entry)
+    bracket, maintenance = positions_maintenance(
+        book.tables, instrument, book.maintenance_at_entry[positions], entry, notional
+    )
+    initial = notional * book.inverse_leverage[positions] + book.close_fee[positions]
     return PositionValues(
         notional=notional,
         unrealized_pnl=upnl,
@@ -254,22 +239,20 @@ def position_values(arrays: BookArrays, marks: Floats, positions: Ints | slice) 
 
 
 def _value_accounts_numpy(
-    arrays: BookArrays, out: Valuation, accounts: Ints, moving: int | None = None
+    book: PositionArrays, out: Valuation, accounts: Ints, moving: int
 ) -> None:
-    """Value ``accounts``: every position, or with ``moving`` only that symbol's positions (the
-    others keep their stored values), then the account sums from the stored values."""
-    positions, owner = account_positions(arrays, accounts)
-    changed = positions if moving is None else positions[arrays.symbol[positions] == moving]
-    values = position_values(arrays, out.marks, changed)
+    positions, owner = account_positions(book, accounts)
+    changed = positions if moving == ALL_SYMBOLS else positions[book.symbol[positions] == moving]
+    values = position_values(book, out.marks, changed)
     out.notional[changed] = values.notional
     out.unrealized_pnl[changed] = values.unrealized_pnl
     out.initial_margin[changed] = values.initial_margin
     out.maintenance_margin[changed] = values.maintenance_margin
     out.bracket[changed] = values.bracket
-    out.isolated_liquidatable[changed] = arrays.isolated[changed] & (
-        arrays.collateral[changed] + values.unrealized_pnl <= values.maintenance_margin
+    out.isolated_liquidatable[changed] = book.isolated[changed] & (
+        book.collateral[changed] + values.unrealized_pnl <= values.maintenance_margin
     )
-    isolated = arrays.isolated[positions]
+    isolated = book.isolated[positions]
     cross = ~isolated
     count = len(accounts)
     weight = 1.0 - isolated
@@ -278,7 +261,7 @@ def _value_accounts_numpy(
         return summed(owner, weight * column[positions], count)
 
     isolated_liquidatable = out.isolated_liquidatable[positions]
-    balance = arrays.wallet[accounts] + cross_sum(out.unrealized_pnl)
+    balance = book.wallet[accounts] + cross_sum(out.unrealized_pnl)
     maintenance = cross_sum(out.maintenance_margin)
     cross_count = np.bincount(owner, weights=cross, minlength=count).astype(np.int32)
     out.margin_balance[accounts] = balance
@@ -290,6 +273,7 @@ def _value_accounts_numpy(
     out.isolated_any_liquidatable[accounts] = (
         np.bincount(owner, weights=isolated_liquidatable, minlength=count) > 0
     )
+    out.cross_notional[accounts] = cross_sum(out.notional)
 
 
 def summed(owner: Ints, weights: Floats, count: int) -> Floats:
@@ -302,283 +286,3 @@ def ratio(maintenance: Floats, balance: Floats) -> Floats:
     with np.errstate(divide="ignore", invalid="ignore"):
         result = np.where(balance > 0, maintenance / np.where(balance > 0, balance, 1.0), np.nan)
     return np.where(maintenance == 0, 0.0, result)
-
-
-@jit_inline
-def bracket_of(caps: Array, counts: Array, instrument: int, notional: float) -> int:
-    """Scalar twin of :func:`bracket_lookup` for kernels: the caps below ``notional``, capped.
-
-    A branch-free binary search over the power-of-two padded row (``searchsorted`` side='left'):
-    a fixed number of halvings, no data-dependent branch in the hot loop.
-    """
-    if notional <= caps[instrument, 0]:  # most positions sit in the first bracket
-        return 0
-    below = 0
-    half = caps.shape[1] >> 1
-    while half > 0:
-        below += half * (caps[instrument, below + half - 1] < notional)
-        half >>= 1
-    below += caps[instrument, below] < notional
-    result: int = min(below, counts[instrument] - 1)
-    return result
-
-
-@jit_inline
-def _value_position(
-    position: int,
-    marks: Array,
-    caps: Array,
-    rates: Array,
-    amounts: Array,
-    counts: Array,
-    symbol: Array,
-    instrument: Array,
-    side: Array,
-    quantity: Array,
-    entry_notional: Array,
-    inverse_leverage: Array,
-    collateral: Array,
-    close_fee: Array,
-    isolated: Array,
-    at_entry: Array,
-    out_notional: Array,
-    out_upnl: Array,
-    out_initial: Array,
-    out_maintenance: Array,
-    out_bracket: Array,
-    out_isolated_liquidatable: Array,
-) -> None:
-    table = instrument[position]
-    notional = quantity[position] * marks[symbol[position]]
-    entry = entry_notional[position]
-    upnl = side[position] * (notional - entry)
-    valued = entry if at_entry[position] else notional
-    bracket = bracket_of(caps, counts, table, valued)
-    maintenance = valued * rates[table, bracket] - amounts[table, bracket]
-    out_notional[position] = notional
-    out_upnl[position] = upnl
-    out_initial[position] = notional * inverse_leverage[position] + close_fee[position]
-    out_maintenance[position] = maintenance
-    out_bracket[position] = bracket
-    out_isolated_liquidatable[position] = isolated[position] & (
-        collateral[position] + upnl <= maintenance
-    )
-
-
-@jit_inline
-def _finish_account(
-    account: int,
-    upnl_sum: float,
-    maintenance_sum: float,
-    initial_sum: float,
-    cross_count: int,
-    any_isolated: bool,
-    wallet: Array,
-    out_balance: Array,
-    out_maintenance: Array,
-    out_initial: Array,
-    out_cross_count: Array,
-    out_ratio: Array,
-    out_cross_liquidatable: Array,
-    out_isolated_any: Array,
-) -> None:
-    balance = wallet[account] + upnl_sum
-    out_balance[account] = balance
-    out_maintenance[account] = maintenance_sum
-    out_initial[account] = initial_sum
-    out_cross_count[account] = cross_count
-    if maintenance_sum == 0.0:
-        out_ratio[account] = 0.0
-    elif balance > 0.0:
-        out_ratio[account] = maintenance_sum / balance
-    else:
-        out_ratio[account] = np.nan
-    out_cross_liquidatable[account] = (cross_count > 0) & (balance <= maintenance_sum)
-    out_isolated_any[account] = any_isolated
-
-
-@jit_parallel
-def _value_all_parallel_kernel(
-    marks: Array,
-    caps: Array,
-    rates: Array,
-    amounts: Array,
-    counts: Array,
-    account_start: Array,
-    account: Array,
-    symbol: Array,
-    instrument: Array,
-    side: Array,
-    quantity: Array,
-    entry_notional: Array,
-    inverse_leverage: Array,
-    collateral: Array,
-    close_fee: Array,
-    isolated: Array,
-    at_entry: Array,
-    wallet: Array,
-    out_notional: Array,
-    out_upnl: Array,
-    out_initial: Array,
-    out_maintenance: Array,
-    out_bracket: Array,
-    out_isolated_liquidatable: Array,
-    out_balance: Array,
-    out_account_maintenance: Array,
-    out_account_initial: Array,
-    out_cross_positions: Array,
-    out_ratio: Array,
-    out_cross_liquidatable: Array,
-    out_isolated_any: Array,
-) -> None:
-    """One fused pass per account (positions are stored account by account), accounts spread
-    over the cores with ``prange``: each position is read once, valued, and summed into its
-    account while still in cache, in position order (the numpy path's order)."""
-    for owner in prange(wallet.shape[0]):
-        upnl_sum = 0.0
-        maintenance_sum = 0.0
-        initial_sum = 0.0
-        cross_count = 0
-        any_isolated = False
-        for position in range(account_start[owner], account_start[owner + 1]):
-            _value_position(
-                position,
-                marks,
-                caps,
-                rates,
-                amounts,
-                counts,
-                symbol,
-                instrument,
-                side,
-                quantity,
-                entry_notional,
-                inverse_leverage,
-                collateral,
-                close_fee,
-                isolated,
-                at_entry,
-                out_notional,
-                out_upnl,
-                out_initial,
-                out_maintenance,
-                out_bracket,
-                out_isolated_liquidatable,
-            )
-            weight = 1.0 - isolated[position]
-            upnl_sum += weight * out_upnl[position]
-            maintenance_sum += weight * out_maintenance[position]
-            initial_sum += weight * out_initial[position]
-            cross_count += 1 - isolated[position]
-            any_isolated |= out_isolated_liquidatable[position]
-        _finish_account(
-            owner,
-            upnl_sum,
-            maintenance_sum,
-            initial_sum,
-            cross_count,
-            any_isolated,
-            wallet,
-            out_balance,
-            out_account_maintenance,
-            out_account_initial,
-            out_cross_positions,
-            out_ratio,
-            out_cross_liquidatable,
-            out_isolated_any,
-        )
-
-
-@jit
-def _tick_kernel(
-    moving: int,
-    accounts: Array,
-    marks: Array,
-    caps: Array,
-    rates: Array,
-    amounts: Array,
-    counts: Array,
-    account_start: Array,
-    account: Array,
-    symbol: Array,
-    instrument: Array,
-    side: Array,
-    quantity: Array,
-    entry_notional: Array,
-    inverse_leverage: Array,
-    collateral: Array,
-    close_fee: Array,
-    isolated: Array,
-    at_entry: Array,
-    wallet: Array,
-    out_notional: Array,
-    out_upnl: Array,
-    out_initial: Array,
-    out_maintenance: Array,
-    out_bracket: Array,
-    out_isolated_liquidatable: Array,
-    out_balance: Array,
-    out_account_maintenance: Array,
-    out_account_initial: Array,
-    out_cross_positions: Array,
-    out_ratio: Array,
-    out_cross_liquidatable: Array,
-    out_isolated_any: Array,
-) -> None:
-    """A tick on symbol ``moving``: revalue its positions in the listed accounts, then re-add each
-    account from the stored per-position values, in the full pass's order (so the same bits)."""
-    for row in range(accounts.shape[0]):
-        owner = accounts[row]
-        upnl_sum = 0.0
-        maintenance_sum = 0.0
-        initial_sum = 0.0
-        cross_count = 0
-        any_isolated = False
-        for position in range(account_start[owner], account_start[owner + 1]):
-            if symbol[position] == moving:
-                _value_position(
-                    position,
-                    marks,
-                    caps,
-                    rates,
-                    amounts,
-                    counts,
-                    symbol,
-                    instrument,
-                    side,
-                    quantity,
-                    entry_notional,
-                    inverse_leverage,
-                    collateral,
-                    close_fee,
-                    isolated,
-                    at_entry,
-                    out_notional,
-                    out_upnl,
-                    out_initial,
-                    out_maintenance,
-                    out_bracket,
-                    out_isolated_liquidatable,
-                )
-            weight = 1.0 - isolated[position]
-            upnl_sum += weight * out_upnl[position]
-            maintenance_sum += weight * out_maintenance[position]
-            initial_sum += weight * out_initial[position]
-            cross_count += 1 - isolated[position]
-            any_isolated |= out_isolated_liquidatable[position]
-        _finish_account(
-            owner,
-            upnl_sum,
-            maintenance_sum,
-            initial_sum,
-            cross_count,
-            any_isolated,
-            wallet,
-            out_balance,
-            out_account_maintenance,
-            out_account_initial,
-            out_cross_positions,
-            out_ratio,
-            out_cross_liquidatable,
-            out_isolated_any,
-        )

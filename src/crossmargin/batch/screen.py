@@ -1,272 +1,219 @@
-"""The engine's liquidation screen: float64 arrays kept in step with the book, one tick at a time.
+"""The float screen: which scopes the exact core should look at. One rule for the engine's live
+book (:class:`LiquidationScreen`), whole-book sweeps and Ray shards (:func:`screen`).
 
-Scalar twins: ``core.risk.is_liquidatable`` / ``core.risk.margin_ratio`` over
-``core.margin.maintenance_terms`` (Binance-style MM = q*P*MMR - cum, bracket by notional at mark,
-taker fee buffer and no deduction where the venue says so; Bybit's isolated MM at entry).
+The batch path screens; the Decimal path decides. The screen must never skip a scope the core
+would flag, so a scope is flagged unless the floats *prove* the core would not flag it.
 
-The book is a table of position rows (account, symbol, signed quantity, signed entry notional,
-isolated margin or NaN for cross). Per account the screen keeps the cross wallet and running sums
-of cross UPNL and cross MM. A tick on one symbol recomputes only that symbol's rows (vectorised)
-and moves their accounts' sums by the difference (``np.add.at``), so its cost is proportional to
-the positions in that symbol, not to the book.
+**What the core flags** (a scope holding a position, threshold ``t`` with ``0 < t <= 1``): it is
+liquidatable (``MB <= MM_core``), or it has maintenance and a margin ratio of None (``MB <= 0``)
+or ``round_ratio(MM_core / MB) >= t``. ``MM_core`` sums every position's MM rounded *up* to
+``MONEY_QUANTUM`` (``core.numbers.round_requirement``), so ``MM_core < MM + n x MONEY_QUANTUM``
+for ``n`` positions; the ratio is rounded *up* to ``RATIO_QUANTUM``, so it reaches ``t`` as soon
+as ``MM_core / MB > t - RATIO_QUANTUM``. Each case implies ``MM_core >= (t - RATIO_QUANTUM) MB``
+or ``MB <= MM_core``; the liquidation screen (no threshold) uses factor 1 instead of
+``t - RATIO_QUANTUM``.
 
-The screen only *flags*: an account (or isolated position) whose float margin ratio is at or
-above ``threshold`` minus a guard band of ``GUARD`` relative. The Decimal core then decides each
-flagged one; nothing is liquidated on a float.
+**What the floats prove.** With float MB and MM and a band covering every difference,
+
+  flagged  <=>  not (MM + band < factor x MB  and  MB - MM > band)        (NaN: flagged)
+  band     =    n x MONEY_QUANTUM + 4 (n + 16) u x magnitude + bracket slack
+
+* ``magnitude`` = ``|collateral| + sum (notional + entry notional)`` over the scope's positions
+  (``u = 2^-53``): every input enters as a float rounded once (relative ``u``), each product and
+  difference rounds once more, a sum of ``n`` terms errs by at most ``(n - 1) u`` times the sum
+  of their magnitudes (MM and IM terms are below the notional), and the comparisons round once
+  each: about ``2 (n + 15) u x magnitude`` for MB and MM together, half the band's term. It
+  scales with the magnitudes summed, so a margin balance that is a small difference of large
+  numbers (a big wallet against a big loss) gets the band it needs.
+* On a continuous bracket table, reading the bracket at a float notional that sits on the other
+  side of a cap changes MM by at most the notional's error times the rate: inside the magnitude
+  term. On a discontinuous table (OKX: no deduction) MM jumps at the cap, so a position whose
+  valued notional is within ``16 u`` of a cap adds that jump (``bracket slack``).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from crossmargin.core.instrument import Instrument
-from crossmargin.core.venues import VenueRules
+from crossmargin.batch.convert import (
+    MONEY_QUANTUM,
+    RATIO_QUANTUM,
+    BookArrays,
+    Bools,
+    BracketTables,
+    Floats,
+    Ints,
+    PositionArrays,
+)
+from crossmargin.batch.live import LiveBook
+from crossmargin.batch.risk import Valuation, account_positions, revalue, summed
+from crossmargin.core.errors import InvalidInput
 
-GUARD = 1e-9
-Floats = npt.NDArray[np.float64]
+UNIT_ROUNDOFF = 2.0**-53
+FLOAT_TERMS = 16  # float operations per scope besides the n-term sums (inputs, products, tests)
+CAP_WINDOW = 16 * UNIT_ROUNDOFF  # a valued notional this close to a cap may be read either side
 
 
-@dataclass(frozen=True, slots=True)
-class _Table:
-    caps: Floats  # finite caps (cap-inclusive lookup with side="left")
-    rates: Floats  # per bracket, fee buffer included
-    amounts: Floats  # per bracket deduction (0 without deduction)
-    cap_list: list[float]
-    rate_list: list[float]
-    amount_list: list[float]
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Candidates:
+    accounts: Ints  # accounts whose cross scope the core may flag
+    isolated_positions: Ints  # isolated positions the core may flag
 
 
-class LiquidationScreen:
-    """Float mirror of the engine book for screening mark ticks."""
+def screen(
+    arrays: BookArrays,
+    marks: Floats | None = None,
+    *,
+    valuation: Valuation | None = None,
+    threshold: float | None = None,
+    backend: str | None = None,
+) -> Candidates:
+    """Every scope of the book the core may flag at ``marks`` (or in ``valuation``): liquidatable,
+    or with ``threshold`` also at or past that margin ratio (the engine's margin call, 0.8)."""
+    values = revalue(arrays, marks, backend=backend) if valuation is None else valuation
+    return flag_scopes(arrays, values, None, threshold)
 
-    def __init__(self, rules: VenueRules, instruments: Mapping[str, Instrument]) -> None:
-        self.rules = rules
-        self.tables: dict[str, _Table] = {}
-        for symbol, instrument in instruments.items():
-            rates = [float(b.maintenance_margin_rate) for b in instrument.brackets]
-            if rules.fee_buffer_in_maintenance:
-                rates = [r + float(instrument.taker_fee_rate) for r in rates]
-            amounts = [
-                float(b.maintenance_amount) if rules.maintenance_deduction else 0.0
-                for b in instrument.brackets
-            ]
-            caps = [float(c) for c in instrument.caps]
-            self.tables[symbol] = _Table(
-                np.array(caps, dtype=np.float64),
-                np.array(rates, dtype=np.float64),
-                np.array(amounts, dtype=np.float64),
-                caps,
-                rates,
-                amounts,
-            )
-        self.account_index: dict[str, int] = {}
-        self.account_ids: list[str] = []
-        self.wallet = np.zeros(0)
-        self.cross_upnl = np.zeros(0)
-        self.cross_mm = np.zeros(0)
-        self.marks: dict[str, float] = {}
-        self.account_rows: dict[str, set[tuple[str, str]]] = {}
-        # position rows, per symbol: key -> row; arrays grow by doubling
-        self.rows: dict[str, dict[tuple[str, str], int]] = {s: {} for s in instruments}
-        self.free_rows: dict[str, list[int]] = {s: [] for s in instruments}
-        self.row_account: dict[str, npt.NDArray[np.int64]] = {}
-        self.row_qty: dict[str, Floats] = {}
-        self.row_entry: dict[str, Floats] = {}
-        self.row_iso: dict[str, Floats] = {}  # NaN = cross
-        self.row_upnl: dict[str, Floats] = {}
-        self.row_mm: dict[str, Floats] = {}
-        for symbol in instruments:
-            self._alloc(symbol, 16)
 
-    def _alloc(self, symbol: str, size: int) -> None:
-        def grow(old: Any, fill: float, dtype: Any) -> Any:
-            new: Any = np.full(size, fill, dtype=dtype)
-            if old is not None:
-                new[: len(old)] = old
-            return new
+def flag_scopes(
+    book: PositionArrays, valuation: Valuation, accounts: Ints | None, threshold: float | None
+) -> Candidates:
+    """The scopes of ``accounts`` (None: every account of a BookArrays) the core may flag.
 
-        self.row_account[symbol] = grow(self.row_account.get(symbol), -1, np.int64)
-        for table in (self.row_qty, self.row_entry, self.row_upnl, self.row_mm):
-            table[symbol] = grow(table.get(symbol), 0.0, np.float64)
-        self.row_iso[symbol] = grow(self.row_iso.get(symbol), np.nan, np.float64)
+    The cross scopes need only per-account values; positions are read only where they matter:
+    the isolated ones (each its own scope) and, on discontinuous tables, every position (its
+    bracket slack)."""
+    factor = _factor(threshold)
+    rows: Ints | slice = slice(None) if accounts is None else accounts
+    cross_count = valuation.cross_positions[rows]
+    cross_slack: Floats | None = None
+    isolated_slack: Floats | None = None
+    if not book.tables.continuous.all():
+        positions, owner = _positions(book, accounts)
+        slack = bracket_slack(book, valuation, positions)
+        in_isolated = book.isolated[positions]
+        cross_slack = summed(owner, np.where(in_isolated, 0.0, slack), len(cross_count))
+        isolated, isolated_slack = positions[in_isolated], slack[in_isolated]
+    elif accounts is None:
+        isolated = np.flatnonzero(book.isolated)
+    else:
+        held = book.stops[accounts] - book.starts[accounts]
+        positions, _ = account_positions(book, accounts[held > cross_count])
+        isolated = positions[book.isolated[positions]]
+    magnitude = np.abs(book.wallet[rows])
+    magnitude += valuation.cross_notional[rows]
+    magnitude += book.cross_entry_notional[rows]
+    balance, maintenance = valuation.margin_balance[rows], valuation.maintenance[rows]
+    at_risk = flagged(balance, maintenance, cross_count, magnitude, cross_slack, factor)
+    at_risk &= cross_count > 0
+    collateral = book.collateral[isolated]
+    isolated_magnitude = np.abs(collateral)
+    isolated_magnitude += valuation.notional[isolated]
+    isolated_magnitude += book.entry_notional[isolated]
+    isolated_at_risk = flagged(
+        collateral + valuation.unrealized_pnl[isolated],
+        valuation.maintenance_margin[isolated],
+        1.0,
+        isolated_magnitude,
+        isolated_slack,
+        factor,
+    )
+    flagged_accounts = np.flatnonzero(at_risk) if accounts is None else accounts[at_risk]
+    return Candidates(
+        accounts=flagged_accounts.astype(np.int64),
+        isolated_positions=isolated[isolated_at_risk].astype(np.int64),
+    )
 
-    def _account(self, account_id: str) -> int:
-        index = self.account_index.get(account_id)
-        if index is None:
-            index = len(self.account_ids)
-            self.account_index[account_id] = index
-            self.account_ids.append(account_id)
-            if index >= len(self.wallet):
-                size = max(16, 2 * len(self.wallet))
-                for name in ("wallet", "cross_upnl", "cross_mm"):
-                    old = getattr(self, name)
-                    new = np.zeros(size)
-                    new[: len(old)] = old
-                    setattr(self, name, new)
-        return index
 
-    def _values(
-        self, symbol: str, rows: npt.NDArray[np.int64], price: Floats | float
-    ) -> tuple[Floats, Floats]:
-        """UPNL and MM of ``rows`` at ``price`` (twin of Position.unrealized_pnl, maintenance_terms)."""
-        qty = self.row_qty[symbol][rows]
-        entry = self.row_entry[symbol][rows]
-        upnl = qty * price - entry
-        size = np.abs(qty)
-        table = self.tables[symbol]
-        at_entry = self.rules.isolated_maintenance_at_entry & ~np.isnan(self.row_iso[symbol][rows])
-        valuation = np.where(at_entry, np.abs(entry), size * price)
-        index = np.minimum(
-            np.searchsorted(table.caps, valuation, side="left"), len(table.rates) - 1
-        )
-        mm = valuation * table.rates[index] - table.amounts[index]
-        return upnl, mm
+def _positions(book: PositionArrays, accounts: Ints | None) -> tuple[Ints, Ints]:
+    """The positions of ``accounts`` (None: every position of a BookArrays) and their rows."""
+    if accounts is None:
+        return np.arange(book.quantity.shape[0], dtype=np.int64), book.account.astype(np.int64)
+    return account_positions(book, accounts)
 
-    def set_wallet(self, account_id: str, wallet: float) -> None:
-        index = self._account(account_id)  # may grow the arrays: look them up after
-        self.wallet[index] = wallet
 
-    def set_position(
-        self,
-        account_id: str,
-        symbol: str,
-        slot: str,
-        signed_quantity: float,
-        signed_entry_notional: float,
-        isolated_margin: float | None,
-    ) -> None:
-        """Insert, replace or (quantity 0) remove one position row."""
-        account = self._account(account_id)
-        rows = self.rows[symbol]
-        row = rows.get((account_id, slot))
-        if row is not None:
-            self._retire(symbol, row, account)
-            if signed_quantity == 0:
-                del rows[(account_id, slot)]
-                self.account_rows[account_id].discard((symbol, slot))
-                self.free_rows[symbol].append(row)
-                self.row_account[symbol][row] = -1
-                return
-        elif signed_quantity == 0:
-            return
-        else:
-            if self.free_rows[symbol]:
-                row = self.free_rows[symbol].pop()
-            else:
-                row = len(rows)
-                if row >= len(self.row_account[symbol]):
-                    self._alloc(symbol, 2 * len(self.row_account[symbol]))
-            rows[(account_id, slot)] = row
-            self.account_rows.setdefault(account_id, set()).add((symbol, slot))
-        self.row_account[symbol][row] = account
-        self.row_qty[symbol][row] = signed_quantity
-        self.row_entry[symbol][row] = signed_entry_notional
-        self.row_iso[symbol][row] = np.nan if isolated_margin is None else isolated_margin
-        price = self.marks.get(symbol, abs(signed_entry_notional / signed_quantity))
-        upnl, mm = self._row_values(
-            symbol, signed_quantity, signed_entry_notional, isolated_margin is not None, price
-        )
-        self.row_upnl[symbol][row], self.row_mm[symbol][row] = upnl, mm
-        if isolated_margin is None:
-            self.cross_upnl[account] += upnl
-            self.cross_mm[account] += mm
+def _factor(threshold: float | None) -> float:
+    if threshold is None:
+        return 1.0
+    if not 0 < threshold <= 1:
+        raise InvalidInput("threshold", f"must be a margin ratio in (0, 1], got {threshold}")
+    return threshold - RATIO_QUANTUM
 
-    def _row_values(
-        self, symbol: str, quantity: float, entry: float, isolated: bool, price: float
-    ) -> tuple[float, float]:
-        """One row's UPNL and MM in plain floats (a numpy call per row would cost more)."""
-        table = self.tables[symbol]
-        at_entry = self.rules.isolated_maintenance_at_entry and isolated
-        valuation = abs(entry) if at_entry else abs(quantity) * price
-        index = min(bisect_left(table.cap_list, valuation), len(table.rate_list) - 1)
-        mm = valuation * table.rate_list[index] - table.amount_list[index]
-        return quantity * price - entry, mm
 
-    def _retire(self, symbol: str, row: int, account: int) -> None:
-        if np.isnan(self.row_iso[symbol][row]):
-            self.cross_upnl[account] -= self.row_upnl[symbol][row]
-            self.cross_mm[account] -= self.row_mm[symbol][row]
+def flagged(
+    balance: Floats,
+    maintenance: Floats,
+    positions: Floats | np.ndarray | float,
+    magnitude: Floats,
+    slack: Floats | None,
+    factor: float,
+) -> Bools:
+    """The guard band test of the module docstring, per scope (``slack`` None: no slack)."""
+    band = np.add(positions, FLOAT_TERMS, dtype=np.float64)
+    band *= 4.0 * UNIT_ROUNDOFF
+    band *= magnitude
+    band += positions * MONEY_QUANTUM
+    if slack is not None:
+        band += slack
+    safe = maintenance + band < factor * balance
+    safe &= balance - maintenance > band
+    result: Bools = ~safe
+    return result
+
+
+def bracket_slack(book: PositionArrays, valuation: Valuation, positions: Ints) -> Floats:
+    """Per position, the MM jump of a discontinuous table at a cap its valued notional is within
+    :data:`CAP_WINDOW` of (0 elsewhere: see the module docstring)."""
+    tables = book.tables
+    slack = np.zeros(len(positions))
+    if tables.continuous.all():
+        return slack
+    instrument = book.instrument[positions].astype(np.int64)
+    suspect = np.flatnonzero(~tables.continuous[instrument])
+    chosen = positions[suspect]
+    table = instrument[suspect]
+    valued = np.where(
+        book.maintenance_at_entry[chosen], book.entry_notional[chosen], valuation.notional[chosen]
+    )
+    bracket = valuation.bracket[chosen].astype(np.int64)
+    jumps = cap_jumps(tables)
+    last = tables.counts[table] - 1
+    window = CAP_WINDOW * np.abs(valued)
+    above = np.minimum(bracket, tables.width - 1)
+    below = np.maximum(bracket - 1, 0)
+    near_above = (bracket < last) & (np.abs(tables.caps[table, above] - valued) <= window)
+    near_below = (bracket > 0) & (np.abs(valued - tables.caps[table, below]) <= window)
+    slack[suspect] = np.where(near_above, jumps[table, above], 0.0) + np.where(
+        near_below, jumps[table, below], 0.0
+    )
+    return slack
+
+
+def cap_jumps(tables: BracketTables) -> Floats:
+    """``|MM just above cap k - MM at cap k|`` per table and cap (0 past the last cap)."""
+    caps = np.where(np.isfinite(tables.caps), tables.caps, 0.0)
+    jumps = np.zeros(tables.caps.shape)
+    jumps[:, :-1] = np.abs(
+        caps[:, :-1] * (tables.rates[:, 1:] - tables.rates[:, :-1])
+        - (tables.amounts[:, 1:] - tables.amounts[:, :-1])
+    )
+    # a jump is read in floats: twice it covers the rounding of the few operations above
+    result: Floats = 2.0 * jumps
+    return result
+
+
+class LiquidationScreen(LiveBook):
+    """The engine's float screen: its book (a :class:`~crossmargin.batch.live.LiveBook`, kept in
+    step one account at a time by ``sync_account``) screened on every mark tick."""
 
     def tick(self, symbol: str, price: float, threshold: float) -> set[str]:
-        """Move ``symbol`` to ``price``; the accounts with a scope at or above ``threshold``."""
-        self.marks[symbol] = price
-        live = np.nonzero(self.row_account[symbol] >= 0)[0]
-        if len(live) == 0:
+        """Move ``symbol`` to ``price``; the holders of ``symbol`` with a scope the core may find
+        liquidatable or at or above ``threshold``."""
+        holders = self.move(symbol, price)
+        if len(holders) == 0:
             return set()
-        accounts = self.row_account[symbol][live]
-        upnl, mm = self._values(symbol, live, price)
-        cross = np.isnan(self.row_iso[symbol][live])
-        np.add.at(self.cross_upnl, accounts[cross], (upnl - self.row_upnl[symbol][live])[cross])
-        np.add.at(self.cross_mm, accounts[cross], (mm - self.row_mm[symbol][live])[cross])
-        self.row_upnl[symbol][live], self.row_mm[symbol][live] = upnl, mm
-        flagged: set[str] = set()
-        mask = np.zeros(len(self.account_ids), dtype=bool)
-        mask[accounts[cross]] = True  # faster than np.unique on large books
-        touched = np.nonzero(mask)[0]
-        balance = self.wallet[touched] + self.cross_upnl[touched]
-        maintenance = self.cross_mm[touched]
-        hot = maintenance >= threshold * balance * (1 - GUARD) - GUARD * np.abs(balance)
-        flagged.update(self.account_ids[i] for i in touched[hot & (maintenance > 0)])
-        iso = ~cross
-        if iso.any():
-            balance_iso = self.row_iso[symbol][live][iso] + upnl[iso]
-            hot_iso = mm[iso] >= threshold * balance_iso * (1 - GUARD) - GUARD * np.abs(balance_iso)
-            flagged.update(self.account_ids[i] for i in accounts[iso][hot_iso])
-        return flagged
-
-    def sync_account(
-        self,
-        account_id: str,
-        wallet: float,
-        positions: Iterable[tuple[str, str, float, float, float | None]],
-    ) -> None:
-        """Replace everything known about one account (after events touched it)."""
-        self.set_wallet(account_id, wallet)
-        current = set()
-        for symbol, slot, quantity, entry, margin in positions:
-            current.add((symbol, slot))
-            self.set_position(account_id, symbol, slot, quantity, entry, margin)
-        for symbol, slot in list(self.account_rows.get(account_id, ())):
-            if (symbol, slot) not in current:
-                self.set_position(account_id, symbol, slot, 0.0, 0.0, None)
-
-    def load(
-        self,
-        wallets: Mapping[str, float],
-        positions: Iterable[tuple[str, str, str, float, float, float | None]],
-    ) -> None:
-        """Bulk-load an empty screen: wallets, then rows (account, symbol, slot, qty, entry, margin)."""
-        for account_id, wallet in wallets.items():
-            self.set_wallet(account_id, wallet)
-        grouped: dict[str, list[tuple[str, str, float, float, float | None]]] = {}
-        for account_id, symbol, slot, quantity, entry, margin in positions:
-            grouped.setdefault(symbol, []).append((account_id, slot, quantity, entry, margin))
-        for symbol, rows in grouped.items():
-            count = len(rows)
-            size = max(16, 1 << (count - 1).bit_length())
-            self._alloc(symbol, size)
-            accounts = np.array([self._account(r[0]) for r in rows], dtype=np.int64)
-            self.row_account[symbol][:count] = accounts
-            self.row_qty[symbol][:count] = [r[2] for r in rows]
-            self.row_entry[symbol][:count] = [r[3] for r in rows]
-            self.row_iso[symbol][:count] = [np.nan if r[4] is None else r[4] for r in rows]
-            table = self.rows[symbol]
-            for index, (account_id, slot, *_rest) in enumerate(rows):
-                table[(account_id, slot)] = index
-                self.account_rows.setdefault(account_id, set()).add((symbol, slot))
-            live = np.arange(count)
-            quantities = self.row_qty[symbol][live]
-            default = np.abs(self.row_entry[symbol][live] / quantities)
-            price = self.marks.get(symbol)
-            prices = default if price is None else np.full(count, price)
-            upnl, mm = self._values(symbol, live, prices)
-            self.row_upnl[symbol][live], self.row_mm[symbol][live] = upnl, mm
-            cross = np.isnan(self.row_iso[symbol][live])
-            np.add.at(self.cross_upnl, accounts[cross], upnl[cross])
-            np.add.at(self.cross_mm, accounts[cross], mm[cross])
+        found = flag_scopes(self.arrays, self.valuation, holders, threshold)
+        flagged = set(found.accounts.tolist())
+        flagged.update(self.arrays.account[found.isolated_positions].tolist())
+        return {self.account_ids[index] for index in flagged}

@@ -25,15 +25,16 @@ import numpy as np
 
 from crossmargin.batch._accel import jit, use_numba
 from crossmargin.batch.convert import BookArrays, Floats
+from crossmargin.batch.maintenance import bracket_of, maintenance_value, position_terms
 from crossmargin.batch.risk import (
     Array,
     Bools,
     account_positions,
-    bracket_of,
     position_values,
     ratio,
     summed,
 )
+from crossmargin.batch.risk_kernel import scope_ratio
 from crossmargin.core.errors import InvalidInput
 
 MAX_SHOCKS = 100_000
@@ -98,6 +99,20 @@ def grid(symbols: Sequence[str], axes: Sequence[tuple[str, Sequence[float]]]) ->
     return ShockGrid(labels=tuple(labels), relative=relative)
 
 
+def empty_result(shocks: ShockGrid, accounts: int) -> StressResult:
+    """A result to fold shocks into: worst values -inf, nothing liquidated, no loss."""
+    return StressResult(
+        grid=shocks,
+        cross_worst_ratio=np.full(accounts, -np.inf),
+        cross_liquidated=np.zeros((accounts, shocks.count), dtype=np.bool_),
+        cross_worst_loss=np.full(accounts, -np.inf),
+        isolated_worst_ratio=np.full(accounts, -np.inf),
+        isolated_liquidated=np.zeros((accounts, shocks.count), dtype=np.bool_),
+        isolated_worst_loss=np.full(accounts, -np.inf),
+        loss_by_shock=np.zeros(shocks.count),
+    )
+
+
 def shocked_marks(arrays: BookArrays, shocks: ShockGrid) -> Floats:
     marks: Floats = arrays.marks[None, :] * (1.0 + shocks.relative)
     return marks
@@ -108,35 +123,16 @@ def stress(arrays: BookArrays, shocks: ShockGrid, *, backend: str | None = None)
     if shocks.relative.shape[1] != len(arrays.symbols):
         raise InvalidInput("shocks", "built for another book's symbols")
     marks = shocked_marks(arrays, shocks)
-    accounts, count = arrays.account_count, shocks.count
-    result = StressResult(
-        grid=shocks,
-        cross_worst_ratio=np.full(accounts, -np.inf),
-        cross_liquidated=np.zeros((accounts, count), dtype=np.bool_),
-        cross_worst_loss=np.full(accounts, -np.inf),
-        isolated_worst_ratio=np.full(accounts, -np.inf),
-        isolated_liquidated=np.zeros((accounts, count), dtype=np.bool_),
-        isolated_worst_loss=np.full(accounts, -np.inf),
-        loss_by_shock=np.zeros(count),
-    )
+    accounts = arrays.account_count
+    result = empty_result(shocks, accounts)
     if use_numba(backend):
-        tables = arrays.tables
         _stress_kernel(
             arrays.marks,
             marks,
-            tables.caps,
-            tables.rates,
-            tables.amounts,
-            tables.counts,
+            *arrays.tables.kernel_arrays(),
+            *arrays.kernel_columns(),
             arrays.account_start,
-            arrays.symbol,
-            arrays.instrument,
-            arrays.side,
-            arrays.quantity,
-            arrays.entry_notional,
-            arrays.collateral,
             arrays.isolated,
-            arrays.maintenance_at_entry,
             arrays.wallet,
             result.cross_worst_ratio,
             result.cross_liquidated,
@@ -235,15 +231,15 @@ def _stress_kernel(
     rates: Array,
     amounts: Array,
     counts: Array,
-    account_start: Array,
     symbol: Array,
     instrument: Array,
     side: Array,
     quantity: Array,
     entry_notional: Array,
     collateral: Array,
-    isolated: Array,
     at_entry: Array,
+    account_start: Array,
+    isolated: Array,
     wallet: Array,
     cross_worst_ratio: Array,
     cross_liquidated: Array,
@@ -269,24 +265,18 @@ def _stress_kernel(
                 price = (
                     base_marks[symbol[position]] if shock < 0 else marks[shock, symbol[position]]
                 )
-                notional = quantity[position] * price
-                entry = entry_notional[position]
-                upnl = side[position] * (notional - entry)
-                valued = entry if at_entry[position] else notional
-                table = instrument[position]
+                entry, table = entry_notional[position], instrument[position]
+                _, upnl, valued = position_terms(
+                    quantity[position], side[position], entry, price, at_entry[position]
+                )
                 bracket = bracket_of(caps, counts, table, valued)
-                maintenance = valued * rates[table, bracket] - amounts[table, bracket]
+                maintenance = maintenance_value(rates, amounts, table, bracket, valued)
                 if isolated[position]:
                     balance = collateral[position] + upnl
                     if shock < 0:
                         continue
                     any_isolated |= balance <= maintenance
-                    if maintenance == 0.0:
-                        position_ratio = 0.0
-                    elif balance > 0.0:
-                        position_ratio = maintenance / balance
-                    else:
-                        position_ratio = np.inf
+                    position_ratio = scope_ratio(maintenance, balance, np.inf)
                     isolated_ratio = max(isolated_ratio, position_ratio)
                     base_notional = quantity[position] * base_marks[symbol[position]]
                     base_balance = collateral[position] + side[position] * (base_notional - entry)
@@ -300,12 +290,7 @@ def _stress_kernel(
             if shock < 0:
                 base_cross = balance
                 continue
-            if maintenance_sum == 0.0:
-                cross_ratio = 0.0
-            elif balance > 0.0:
-                cross_ratio = maintenance_sum / balance
-            else:
-                cross_ratio = np.inf
+            cross_ratio = scope_ratio(maintenance_sum, balance, np.inf)
             cross_loss = min(base_cross - balance, max(base_cross, 0.0))
             if cross_positions > 0:
                 cross_worst_ratio[account] = max(cross_worst_ratio[account], cross_ratio)

@@ -34,7 +34,7 @@ from crossmargin.batch.convert import (
     instrument_key,
 )
 from crossmargin.batch.history import market_history
-from crossmargin.batch.risk import bracket_lookup
+from crossmargin.batch.maintenance import bracket_lookup
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.instrument import Instrument
 from crossmargin.core.position import MarginMode, Position, Side

@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from crossmargin.batch import compile_notice
 from crossmargin.cli.render import table
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.numbers import format_decimal
@@ -165,14 +166,15 @@ def cmd_backtest(args: argparse.Namespace) -> str:
     run = f"{spec.name}, {source}"
     if not args.no_report:
         _check_report_folder(out, run, args.force)
-    result = run_backtest(
-        spec,
-        market,
-        source=source,
-        modes=modes,
-        store_factory=_store_factory(args.store),
-        progress=_Progress(),
-    )
+    with compile_notice():  # the engine's float screen compiles its kernel on a first run
+        result = run_backtest(
+            spec,
+            market,
+            source=source,
+            modes=modes,
+            store_factory=_store_factory(args.store),
+            progress=_Progress(),
+        )
     files: dict[str, str] = {}
     if not args.no_report:
         written = write_backtest_report(result, out, run=run)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from crossmargin.batch import compile_notice
 from crossmargin.batch.convert import BookArrays
 from crossmargin.batch.montecarlo import (
     MODELS,
@@ -252,7 +253,8 @@ def cmd_stress(args: argparse.Namespace) -> str:
         if args.shards is not None or args.workers is not None:
             raise InvalidInput("--shards", "--shards and --workers need --cluster")
         arrays, name = _load_book(args)
-        return _run(args, _LocalBook(arrays, name, args.backend))
+        with compile_notice():  # the first run in an environment compiles the kernels
+            return _run(args, _LocalBook(arrays, name, args.backend))
     try:
         from crossmargin.distributed.cluster import open_book  # imports ray: only with --cluster
     except ModuleNotFoundError as error:

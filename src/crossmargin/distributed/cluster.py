@@ -266,7 +266,7 @@ class DistributedBook:
 
     def tick(self, symbol: str, price: float) -> TickResult:
         """A mark tick on one symbol, applied by every shard (twin: ``batch.risk.update_symbol``
-        followed by ``batch.candidates.screen``)."""
+        followed by ``batch.screen.screen``)."""
         if symbol not in self.symbols:
             raise InvalidInput("symbol", f"{symbol!r} is not in this book")
         if not (np.isfinite(price) and price > 0):

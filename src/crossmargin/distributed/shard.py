@@ -37,11 +37,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from crossmargin.batch.candidates import screen
 from crossmargin.batch.convert import BookArrays, Floats, Ints, assemble
 from crossmargin.batch.montecarlo import MonteCarloResult, liquidation_probability, simulate_paths
 from crossmargin.batch.risk import account_positions, check_marks, revalue, update_symbol
-from crossmargin.batch.stress import ShockGrid, StressResult, stress
+from crossmargin.batch.screen import screen
+from crossmargin.batch.stress import ShockGrid, StressResult, empty_result, stress
 from crossmargin.core.errors import InvalidInput
 from crossmargin.distributed.source import BookSource
 
@@ -299,17 +299,7 @@ def combine_stress(
 ) -> StressResult:
     """The book's :class:`StressResult` from (shard accounts, part) pairs covering every
     account and every shock."""
-    count = shocks.count
-    result = StressResult(
-        grid=shocks,
-        cross_worst_ratio=np.full(account_count, -np.inf),
-        cross_liquidated=np.zeros((account_count, count), dtype=np.bool_),
-        cross_worst_loss=np.full(account_count, -np.inf),
-        isolated_worst_ratio=np.full(account_count, -np.inf),
-        isolated_liquidated=np.zeros((account_count, count), dtype=np.bool_),
-        isolated_worst_loss=np.full(account_count, -np.inf),
-        loss_by_shock=np.zeros(count),
-    )
+    result = empty_result(shocks, account_count)
     covered = np.zeros(account_count, dtype=np.int64)
     for accounts, part in parts:
         window = slice(part.first, part.first + part.shocks)
@@ -327,7 +317,7 @@ def combine_stress(
             getattr(result, name)[accounts, window] = bits.astype(np.bool_)
         result.loss_by_shock[window] += part.loss_by_shock
         covered[accounts] += part.shocks
-    if not np.all(covered == count):
+    if not np.all(covered == shocks.count):
         raise InvalidInput("parts", "the shard results do not cover every account and shock once")
     return result
 

@@ -13,6 +13,7 @@ import dataclasses
 from crossmargin.app.commands import (
     AddIsolatedMargin,
     Deposit,
+    IsolatedMarginMove,
     OpenAccount,
     RemoveIsolatedMargin,
     SeedInsuranceFund,
@@ -25,15 +26,16 @@ from crossmargin.app.events import (
     FundsWithdrawn,
     InsuranceFundSeeded,
     IsolatedMarginAdded,
+    IsolatedMarginMoved,
     IsolatedMarginRemoved,
 )
 from crossmargin.app.ledgers import DEPOSITS, INSURANCE_FUND, INSURANCE_SEEDING, Ledger, postings
 from crossmargin.app.model import BOTH, Account, Reason
-from crossmargin.app.views import book_for, cross_risk, free_margin
+from crossmargin.app.views import book_for, cross_risk, free_margin, isolated_shortfall
 from crossmargin.core.errors import InvalidInput
 from crossmargin.core.numbers import ZERO
 from crossmargin.core.position import PositionMode
-from crossmargin.core.risk import is_liquidatable, total_risk
+from crossmargin.core.risk import is_liquidatable
 
 
 def open_account(d: Decision, c: OpenAccount) -> None:
@@ -93,43 +95,38 @@ def add_isolated_margin(d: Decision, c: AddIsolatedMargin) -> None:
     symbol, slot = _isolated_slot(d, c, account)
     if c.amount > free_margin(d.draft, account):
         raise reject(Reason.INSUFFICIENT_BALANCE, "the cross wallet cannot spare that much")
-    slot_ledger = Ledger.isolated(account.account_id, symbol, slot)
-    d.emit(
-        IsolatedMarginAdded(
-            account=account.account_id,
-            symbol=symbol,
-            slot=slot,
-            amount=c.amount,
-            postings=postings((Ledger.wallet(c.account), -c.amount), (slot_ledger, c.amount)),
-        )
-    )
+    _move(d, IsolatedMarginAdded, c, symbol, slot, into_slot=True)
 
 
 def remove_isolated_margin(d: Decision, c: RemoveIsolatedMargin) -> None:
     account = account_of(d, c.account)
     symbol, slot = _isolated_slot(d, c, account)
-    margin = account.isolated.get((symbol, slot), ZERO)
     position = account.positions[(symbol, slot)]
-    mark = d.draft.marks.get(symbol, position.entry_price)
-    book = book_for(d.draft, account)
-    left = margin - c.amount
-    risk = total_risk(book, [dataclasses.replace(position, isolated_margin=left)])
-    if left + min(ZERO, risk.unrealized_pnl) < risk.initial_margin:
+    left = account.isolated.get((symbol, slot), ZERO) - c.amount
+    short = isolated_shortfall(book_for(d.draft, account), position, left)
+    if short is not None:
+        mark = d.draft.marks.get(symbol, position.entry_price)
         raise reject(
             Reason.ISOLATED_BELOW_INITIAL_MARGIN,
             f"the {symbol} position would hold less than its initial margin "
-            f"{risk.initial_margin} at mark {mark}",
+            f"{short.initial_margin} at mark {mark}",
         )
-    slot_ledger = Ledger.isolated(account.account_id, symbol, slot)
-    d.emit(
-        IsolatedMarginRemoved(
-            account=account.account_id,
-            symbol=symbol,
-            slot=slot,
-            amount=c.amount,
-            postings=postings((slot_ledger, -c.amount), (Ledger.wallet(c.account), c.amount)),
-        )
-    )
+    _move(d, IsolatedMarginRemoved, c, symbol, slot, into_slot=False)
+
+
+def _move(
+    d: Decision,
+    kind: type[IsolatedMarginMoved],
+    c: IsolatedMarginMove,
+    symbol: str,
+    slot: str,
+    *,
+    into_slot: bool,
+) -> None:
+    wallet, slot_ledger = Ledger.wallet(c.account), Ledger.isolated(c.account, symbol, slot)
+    source, target = (wallet, slot_ledger) if into_slot else (slot_ledger, wallet)
+    moves = postings((source, -c.amount), (target, c.amount))
+    d.emit(kind(account=c.account, symbol=symbol, slot=slot, amount=c.amount, postings=moves))
 
 
 def seed_insurance_fund(d: Decision, c: SeedInsuranceFund) -> None:

@@ -198,14 +198,7 @@ def fill_order(
         if order.reduce_only or order.position_side != order.side.value:
             quantity = min(quantity, reducible)
     if quantity <= 0:
-        d.emit(
-            OrderCancelled(
-                account=order.account,
-                order_id=order.order_id,
-                reason="nothing left to reduce",
-                order_removed=order.order_id,
-            )
-        )
+        d.emit(OrderCancelled.of(order, "nothing left to reduce"))
         return
     hedge_close = order.position_side not in (BOTH, order.side.value)
     if quantity < requested and (order.reduce_only or hedge_close):
@@ -271,14 +264,7 @@ def cancel_order(d: Decision, c: CancelOrder) -> None:
     order = account.orders.get(c.order_id)
     if order is None:
         raise reject(Reason.UNKNOWN_ORDER, f"no open order {c.order_id!r} on this account")
-    d.emit(
-        OrderCancelled(
-            account=account.account_id,
-            order_id=order.order_id,
-            reason="by client",
-            order_removed=order.order_id,
-        )
-    )
+    d.emit(OrderCancelled.of(order, "by client"))
 
 
 def report_fill(d: Decision, c: ReportFill) -> None:

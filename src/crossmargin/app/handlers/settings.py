@@ -22,10 +22,9 @@ from crossmargin.app.events import (
 from crossmargin.app.handlers.orders import reserve_for
 from crossmargin.app.model import Account, Reason
 from crossmargin.app.records import PositionChange
-from crossmargin.app.views import book_for, free_margin
+from crossmargin.app.views import book_for, free_margin, isolated_shortfall
 from crossmargin.core.numbers import ZERO
 from crossmargin.core.position import Position, PositionMode
-from crossmargin.core.risk import total_risk
 from crossmargin.core.venues import (
     MarginModeScope,
     in_margin_mode_group,
@@ -89,12 +88,12 @@ def _check_isolated_margins(
         if not position.is_isolated:
             continue
         margin = trial.isolated.get(key, ZERO)
-        risk = total_risk(book, [dataclasses.replace(position, leverage=leverage)])
-        if margin + min(ZERO, risk.unrealized_pnl) < risk.initial_margin:
+        short = isolated_shortfall(book, dataclasses.replace(position, leverage=leverage), margin)
+        if short is not None:
             raise reject(
                 Reason.INSUFFICIENT_MARGIN,
                 f"the isolated {key[0]} margin {margin} is below the initial margin "
-                f"{risk.initial_margin} at {leverage}x",
+                f"{short.initial_margin} at {leverage}x",
             )
 
 
