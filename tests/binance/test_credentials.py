@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import stat
 from pathlib import Path
 
@@ -68,3 +69,20 @@ def test_a_damaged_key_file_is_a_storage_error(tmp_path: Path) -> None:
     (tmp_path / "exchange-master.key").write_text("short")
     with pytest.raises(InvalidInput):
         load_master(tmp_path / "exchange-master.key", None)
+
+
+def test_credentials_that_cannot_be_saved_are_not_issued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ExchangeCredentials.open(tmp_path)
+    first = store.issue("alice")
+
+    def refuse(*_: object) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(StorageError, match=r"exchange-keys\.json"):
+        store.issue("alice")
+    assert store.account_of(first.api_key) == "alice"  # the previous credentials still work
+    monkeypatch.undo()
+    assert ExchangeCredentials.open(tmp_path).account_of(first.api_key) == "alice"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from crossmargin.core.errors import Forbidden, InvalidInput, Unauthorized
+from crossmargin.core.errors import Forbidden, InvalidInput, StorageError, Unauthorized
 from crossmargin.service.keys import KeyRing, key_hash
 
 
@@ -78,3 +79,26 @@ def test_replacing_or_revoking_a_key_tells_the_listeners_which_key_stopped(tmp_p
     ring.issue("bob")
     ring.issue("bob")
     assert len(heard) == 2
+
+
+def test_a_key_that_cannot_be_saved_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "keys.json"
+    ring = KeyRing(path)
+    heard: list[frozenset[str]] = []
+    ring.on_revoke(heard.append)
+    first = ring.issue("alice")
+
+    def refuse(*_: object) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(StorageError, match="cannot write the key file"):
+        ring.issue("alice")
+    with pytest.raises(StorageError):
+        ring.revoke("alice")
+    assert ring.resolve(first).account == "alice"  # the old key still works
+    assert heard == []  # and no socket was told otherwise
+    monkeypatch.undo()
+    assert KeyRing(path).resolve(first).account == "alice"

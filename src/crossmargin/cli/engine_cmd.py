@@ -15,7 +15,7 @@ from typing import Any
 
 from crossmargin.app.audit import check, replay
 from crossmargin.app.writer import DEFAULT_SYMBOLS, Engine
-from crossmargin.core.errors import InvalidInput
+from crossmargin.core.errors import CrossmarginError, InvalidInput
 from crossmargin.core.json_input import load_json
 from crossmargin.core.numbers import format_decimal
 from crossmargin.ledger import open_store
@@ -144,15 +144,10 @@ def register(commands: Any) -> None:
     check_parser.set_defaults(run=cmd_check)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m crossmargin.cli.engine_cmd engine|replay|check ...``: the same commands without
-    importing the rest of the CLI (batch, sim, service), so an engine restarts faster after a
-    crash. Errors are reported as ``crossmargin`` reports them."""
-    from crossmargin.core.errors import CrossmarginError
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed ``crossmargin`` command: print its output; an error is one line on stderr.
 
-    parser = argparse.ArgumentParser(prog="crossmargin")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    Exit codes: 0 success, 2 bad input (the line names the field), 1 any other refusal."""
     try:
         output = args.run(args)
     except InvalidInput as error:
@@ -164,6 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     if output:
         print(output)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m crossmargin.cli.engine_cmd engine|replay|check ...``: the same commands without
+    importing the rest of the CLI (batch, sim, service), so an engine restarts faster after a
+    crash. Errors are reported as ``crossmargin`` reports them."""
+    parser = argparse.ArgumentParser(prog="crossmargin")
+    register(parser.add_subparsers(dest="command", required=True))
+    return run_command(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

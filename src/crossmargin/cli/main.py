@@ -17,12 +17,13 @@ from crossmargin import __version__
 from crossmargin.cli.backtest import register as register_backtest
 from crossmargin.cli.demo_view import render_demo
 from crossmargin.cli.engine_cmd import register as register_engine_commands
+from crossmargin.cli.engine_cmd import run_command
 from crossmargin.cli.risk_view import account_table, scenario_table
 from crossmargin.cli.serve import register as register_serve
 from crossmargin.cli.stress import register as register_stress
 from crossmargin.contract.portfolio import parse_portfolio, report_json
 from crossmargin.core import json_input
-from crossmargin.core.errors import CrossmarginError, InvalidInput
+from crossmargin.core.errors import InvalidInput
 from crossmargin.core.risk import account_report
 from crossmargin.core.scenario import Shock, apply_shocks, parse_shock
 
@@ -152,18 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        output = args.run(args)
-    except InvalidInput as error:
-        print(f"crossmargin: error: {error}", file=sys.stderr)
-        return 2
-    except CrossmarginError as error:
-        print(f"crossmargin: error: {error}", file=sys.stderr)
-        return 1
-    if output:
-        print(output)
-    return 0
+    return run_command(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The production event store: PostgreSQL through psycopg 3, one transaction per batch.
 
-What it owns: the PostgreSQL implementation of ``ledger.store.EventStore`` (see that module for
-the rules every backend keeps).
+What it owns: the PostgreSQL side of ``ledger.store.EventStore`` (see that module for the rules
+every backend keeps): the session, its durability settings, transactions and schema. The
+statements that append, read and snapshot are ``ledger.sql_store``'s, shared with SQLite.
 
 Durability: the session sets ``synchronous_commit = on``, so COMMIT returns only after the server
 has flushed its WAL (and, where configured, a synchronous standby has it); ``append_batch`` returns
@@ -27,7 +28,7 @@ missing too).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -35,21 +36,9 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from crossmargin.core.errors import Conflict, InvalidInput, StorageError
-from crossmargin.ledger.store import (
-    READ_PAGE_SIZE,
-    DuplicateCommand,
-    EncodedEntry,
-    EntryLike,
-    Snapshot,
-    StoredEntry,
-    decode_entry,
-    encode_entries,
-    snapshot_from_row,
-    validate_after_seq,
-    validate_command_id,
-    validate_snapshot,
-)
+from crossmargin.core.errors import InvalidInput, StorageError
+from crossmargin.ledger.sql_store import ConstraintFailed, Cursor, SqlEventStore
+from crossmargin.ledger.store import EncodedEntry
 
 STORE_SCHEMA_VERSION = 1
 CONNECT_TIMEOUT_SECONDS = 10
@@ -68,7 +57,6 @@ _SCHEMA = (
     " state TEXT NOT NULL,"
     " state_hash TEXT NOT NULL)",
 )
-_SELECT_ENTRY = "SELECT seq, command_id, command, result, events FROM ledger_entries"
 
 
 def redact_url(url: str) -> str:
@@ -93,12 +81,11 @@ def _describe(error: psycopg.Error) -> str:
     return " ".join(text.split())
 
 
-class _ConstraintFailed(StorageError):
-    """A unique constraint refused the transaction; it was rolled back."""
-
-
-class PostgresEventStore:
+class PostgresEventStore(SqlEventStore):
     """The event store in a PostgreSQL database (tables created if missing unless ``create=False``)."""
+
+    PARAM = "%s"
+    _connection: psycopg.Connection[Any]
 
     def __init__(self, url: str, *, schema: str = DEFAULT_SCHEMA, create: bool = True) -> None:
         if not isinstance(schema, str) or not schema or len(schema) > 63:
@@ -180,7 +167,7 @@ class PostgresEventStore:
                 with self._connection.transaction(), self._connection.cursor() as cursor:
                     yield cursor
             except psycopg.errors.UniqueViolation as error:
-                raise _ConstraintFailed(f"{self.url}: {_describe(error)}") from None
+                raise ConstraintFailed(f"{self.url}: {_describe(error)}") from None
             except psycopg.Error as error:
                 raise StorageError(f"{self.url}: {_describe(error)}") from None
 
@@ -206,30 +193,9 @@ class PostgresEventStore:
             self._connection.close()
             self._connection = self._connect()
 
-    def append_batch(self, entries: Sequence[EntryLike]) -> list[int]:
-        encoded = encode_entries(entries)
-        if not encoded:
-            return []
-        try:
-            with self._transaction() as cursor:
-                cursor.execute("LOCK TABLE ledger_entries IN SHARE ROW EXCLUSIVE MODE")
-                cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger_entries")
-                row = cursor.fetchone()
-                first = int(row[0]) + 1 if row is not None else 1
-                cursor.executemany(
-                    "INSERT INTO ledger_entries (seq, command_id, command, result, events)"
-                    " VALUES (%s, %s, %s, %s, %s)",
-                    [
-                        (first + offset, e.command_id, e.command_text, e.result_text, e.events_text)
-                        for offset, e in enumerate(encoded)
-                    ],
-                )
-        except _ConstraintFailed as error:
-            duplicates = self._existing_ids(encoded)
-            if duplicates:
-                raise DuplicateCommand(duplicates) from None
-            raise StorageError(str(error)) from None
-        return list(range(first, first + len(encoded)))
+    def _hold_log(self, cursor: Cursor) -> None:
+        # writers queue here, readers do not; a sequence object would leave gaps on rollback
+        cursor.execute("LOCK TABLE ledger_entries IN SHARE ROW EXCLUSIVE MODE")
 
     def _existing_ids(self, encoded: list[EncodedEntry]) -> list[str]:
         ids = [entry.command_id for entry in encoded]
@@ -239,81 +205,6 @@ class PostgresEventStore:
             )
             found = {str(row[0]) for row in cursor.fetchall()}
         return [command_id for command_id in ids if command_id in found]
-
-    def read(self, after_seq: int = 0) -> Iterator[StoredEntry]:
-        return self._pages(validate_after_seq(after_seq))
-
-    def _pages(self, after_seq: int) -> Iterator[StoredEntry]:
-        cursor_seq = after_seq
-        while True:
-            with self._reading() as cursor:
-                cursor.execute(
-                    _SELECT_ENTRY + " WHERE seq > %s ORDER BY seq LIMIT %s",
-                    (cursor_seq, READ_PAGE_SIZE),
-                )
-                rows = cursor.fetchall()
-            for row in rows:
-                yield decode_entry(int(row[0]), row[1], row[2], row[3], row[4])
-            if len(rows) < READ_PAGE_SIZE:
-                return
-            cursor_seq = int(rows[-1][0])
-
-    def lookup_command(self, command_id: str) -> StoredEntry | None:
-        validate_command_id(command_id)
-        with self._reading() as cursor:
-            cursor.execute(_SELECT_ENTRY + " WHERE command_id = %s", (command_id,))
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        return decode_entry(int(row[0]), row[1], row[2], row[3], row[4])
-
-    def last_seq(self) -> int:
-        with self._reading() as cursor:
-            cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger_entries")
-            row = cursor.fetchone()
-        return int(row[0]) if row is not None else 0
-
-    def save_snapshot(self, seq: int, state_json: str, state_hash: str) -> None:
-        with self._transaction() as cursor:
-            # Appends hold this lock too, so the seq checked here cannot move until COMMIT.
-            cursor.execute("LOCK TABLE ledger_entries IN SHARE ROW EXCLUSIVE MODE")
-            cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger_entries")
-            row = cursor.fetchone()
-            validate_snapshot(seq, state_json, state_hash, int(row[0]) if row is not None else 0)
-            cursor.execute("SELECT state_hash FROM ledger_snapshots WHERE seq = %s", (seq,))
-            existing = cursor.fetchone()
-            if existing is not None:
-                if existing[0] != state_hash:
-                    raise Conflict(
-                        "snapshot_mismatch",
-                        f"a different state is already saved at seq {seq}: replay is not "
-                        "deterministic or the log changed",
-                    )
-                return
-            cursor.execute(
-                "INSERT INTO ledger_snapshots (seq, state, state_hash) VALUES (%s, %s, %s)",
-                (seq, state_json, state_hash),
-            )
-
-    def latest_snapshot(self) -> Snapshot | None:
-        with self._reading() as cursor:
-            cursor.execute(
-                "SELECT seq, state, state_hash FROM ledger_snapshots ORDER BY seq DESC LIMIT 1"
-            )
-            row = cursor.fetchone()
-        return snapshot_from_row(row)
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._connection.close()
-
-    def __enter__(self) -> PostgresEventStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"PostgresEventStore({self.url!r}, schema={self.schema!r})"

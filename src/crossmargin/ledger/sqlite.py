@@ -1,7 +1,8 @@
 """The embedded event store: one SQLite file in WAL mode, fsync on every commit.
 
-What it owns: the SQLite implementation of ``ledger.store.EventStore`` (see that module for the
-rules every backend keeps).
+What it owns: the SQLite side of ``ledger.store.EventStore`` (see that module for the rules
+every backend keeps): the file, its durability settings, transactions and schema. The statements
+that append, read and snapshot are ``ledger.sql_store``'s, shared with PostgreSQL.
 
 Durability: ``journal_mode=WAL`` and ``synchronous=FULL``, so each COMMIT fsyncs the write-ahead
 log before it returns; ``append_batch`` returns only after its COMMIT. A process killed at any
@@ -27,25 +28,13 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from crossmargin.core.errors import Conflict, StorageError
-from crossmargin.ledger.store import (
-    READ_PAGE_SIZE,
-    DuplicateCommand,
-    EncodedEntry,
-    EntryLike,
-    Snapshot,
-    StoredEntry,
-    decode_entry,
-    encode_entries,
-    snapshot_from_row,
-    validate_after_seq,
-    validate_command_id,
-    validate_snapshot,
-)
+from crossmargin.core.errors import StorageError
+from crossmargin.ledger.sql_store import ConstraintFailed, Cursor, SqlEventStore
+from crossmargin.ledger.store import EncodedEntry
 
 STORE_SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
@@ -82,12 +71,11 @@ def _create_private(path: Path) -> None:
     os.close(descriptor)
 
 
-class _ConstraintFailed(StorageError):
-    """A constraint (the unique command id) refused the transaction; it was rolled back."""
-
-
-class SqliteEventStore:
+class SqliteEventStore(SqlEventStore):
     """The event store in one SQLite file (created when missing unless ``create=False``)."""
+
+    PARAM = "?"
+    _connection: sqlite3.Connection
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = Path(path)
@@ -144,11 +132,22 @@ class SqliteEventStore:
             )
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Cursor]:
-        """BEGIN IMMEDIATE ... COMMIT (which fsyncs); roll back on any exception."""
+    def _reading(self) -> Iterator[sqlite3.Cursor]:
+        """A cursor under the lock (for reads, and under each transaction)."""
         with self._lock:
             self._check_open()
             cursor = self._connection.cursor()
+            try:
+                yield cursor
+            except sqlite3.Error as error:
+                raise StorageError(f"{self.path}: {error}") from None
+            finally:
+                cursor.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        """BEGIN IMMEDIATE ... COMMIT (which fsyncs); roll back on any exception."""
+        with self._reading() as cursor:
             try:
                 cursor.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as error:
@@ -161,135 +160,30 @@ class SqliteEventStore:
                     with suppress(sqlite3.Error):
                         self._connection.execute("ROLLBACK")
                 if isinstance(error, sqlite3.IntegrityError):
-                    raise _ConstraintFailed(f"{self.path}: {error}") from None
+                    raise ConstraintFailed(f"{self.path}: {error}") from None
                 if isinstance(error, sqlite3.Error):
                     raise StorageError(f"{self.path}: {error}") from None
                 raise
-            finally:
-                cursor.close()
-
-    @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._check_open()
-            try:
-                yield self._connection
-            except sqlite3.Error as error:
-                raise StorageError(f"{self.path}: {error}") from None
 
     def _check_open(self) -> None:
         if self._closed:
             raise StorageError(f"the event store {self.path} is closed")
 
-    def append_batch(self, entries: Sequence[EntryLike]) -> list[int]:
-        encoded = encode_entries(entries)
-        if not encoded:
-            return []
-        try:
-            with self._transaction() as cursor:
-                row = cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger_entries").fetchone()
-                first = int(row[0]) + 1
-                cursor.executemany(
-                    "INSERT INTO ledger_entries (seq, command_id, command, result, events)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (first + offset, e.command_id, e.command_text, e.result_text, e.events_text)
-                        for offset, e in enumerate(encoded)
-                    ],
-                )
-        except _ConstraintFailed as error:
-            duplicates = self._existing_ids(encoded)
-            if duplicates:
-                raise DuplicateCommand(duplicates) from None
-            raise StorageError(str(error)) from None
-        return list(range(first, first + len(encoded)))
+    def _hold_log(self, cursor: Cursor) -> None:
+        """Nothing to do: ``BEGIN IMMEDIATE`` took the database's write lock already."""
 
     def _existing_ids(self, encoded: list[EncodedEntry]) -> list[str]:
         ids = [entry.command_id for entry in encoded]
         found: set[str] = set()
-        with self._reading() as connection:
+        with self._reading() as cursor:
             for start in range(0, len(ids), _ID_CHUNK):
                 chunk = ids[start : start + _ID_CHUNK]
                 marks = ",".join("?" * len(chunk))
-                rows = connection.execute(
+                rows = cursor.execute(
                     f"SELECT command_id FROM ledger_entries WHERE command_id IN ({marks})", chunk
                 ).fetchall()
                 found.update(str(row[0]) for row in rows)
         return [command_id for command_id in ids if command_id in found]
-
-    def read(self, after_seq: int = 0) -> Iterator[StoredEntry]:
-        return self._pages(validate_after_seq(after_seq))
-
-    def _pages(self, after_seq: int) -> Iterator[StoredEntry]:
-        cursor_seq = after_seq
-        while True:
-            with self._reading() as connection:
-                rows = connection.execute(
-                    "SELECT seq, command_id, command, result, events FROM ledger_entries"
-                    " WHERE seq > ? ORDER BY seq LIMIT ?",
-                    (cursor_seq, READ_PAGE_SIZE),
-                ).fetchall()
-            for row in rows:
-                yield decode_entry(int(row[0]), row[1], row[2], row[3], row[4])
-            if len(rows) < READ_PAGE_SIZE:
-                return
-            cursor_seq = int(rows[-1][0])
-
-    def lookup_command(self, command_id: str) -> StoredEntry | None:
-        validate_command_id(command_id)
-        with self._reading() as connection:
-            row = connection.execute(
-                "SELECT seq, command_id, command, result, events FROM ledger_entries"
-                " WHERE command_id = ?",
-                (command_id,),
-            ).fetchone()
-        if row is None:
-            return None
-        return decode_entry(int(row[0]), row[1], row[2], row[3], row[4])
-
-    def last_seq(self) -> int:
-        with self._reading() as connection:
-            row = connection.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger_entries").fetchone()
-        return int(row[0])
-
-    def save_snapshot(self, seq: int, state_json: str, state_hash: str) -> None:
-        with self._transaction() as cursor:
-            row = cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger_entries").fetchone()
-            validate_snapshot(seq, state_json, state_hash, int(row[0]))
-            existing = cursor.execute(
-                "SELECT state_hash FROM ledger_snapshots WHERE seq = ?", (seq,)
-            ).fetchone()
-            if existing is not None:
-                if existing[0] != state_hash:
-                    raise Conflict(
-                        "snapshot_mismatch",
-                        f"a different state is already saved at seq {seq}: replay is not "
-                        "deterministic or the log changed",
-                    )
-                return
-            cursor.execute(
-                "INSERT INTO ledger_snapshots (seq, state, state_hash) VALUES (?, ?, ?)",
-                (seq, state_json, state_hash),
-            )
-
-    def latest_snapshot(self) -> Snapshot | None:
-        with self._reading() as connection:
-            row = connection.execute(
-                "SELECT seq, state, state_hash FROM ledger_snapshots ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-        return snapshot_from_row(row)
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._connection.close()
-
-    def __enter__(self) -> SqliteEventStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"SqliteEventStore({str(self.path)!r})"

@@ -95,43 +95,36 @@ async def account_scenario(
     return Response(text, media_type="application/json")
 
 
-async def _command(
-    request: Request, context: ServiceContext, who: Anyone, kind: str, **fixed: str
-) -> JSONResponse:
-    body = parse_object(await request.body())
-    return await run_command(context, command_from(body, kind, **fixed), who)
+def _command_route(method: str, path: str, kind: str, summary: str, body: dict[str, Any]) -> None:
+    """``method /accounts/{account}<path>``: the body is one ``kind`` command for the account in
+    the path (the route is named for its command)."""
+
+    async def route(
+        request: Request, account: Owned, context: Context, who: Anyone
+    ) -> JSONResponse:
+        command = command_from(parse_object(await request.body()), kind, account=account)
+        return await run_command(context, command, who)
+
+    router.add_api_route(
+        f"/accounts/{{account}}{path}",
+        route,
+        methods=[method],
+        name=kind,
+        tags=["account"],
+        summary=summary,
+        openapi_extra=schemas.body(body),
+    )
 
 
-@router.post(
-    "/accounts/{account}/deposits",
-    tags=["account"],
-    summary="deposit into the cross wallet",
-    openapi_extra=schemas.body(schemas.AMOUNT),
+_command_route("POST", "/deposits", "deposit", "deposit into the cross wallet", schemas.AMOUNT)
+_command_route("POST", "/withdrawals", "withdraw", "withdraw from the cross wallet", schemas.AMOUNT)
+_command_route(
+    "POST",
+    "/orders",
+    "place_order",
+    "place an order (the simulated venue fills market orders at the mark)",
+    schemas.ORDER,
 )
-async def deposit(request: Request, account: Owned, context: Context, who: Anyone) -> JSONResponse:
-    return await _command(request, context, who, "deposit", account=account)
-
-
-@router.post(
-    "/accounts/{account}/withdrawals",
-    tags=["account"],
-    summary="withdraw from the cross wallet",
-    openapi_extra=schemas.body(schemas.AMOUNT),
-)
-async def withdraw(request: Request, account: Owned, context: Context, who: Anyone) -> JSONResponse:
-    return await _command(request, context, who, "withdraw", account=account)
-
-
-@router.post(
-    "/accounts/{account}/orders",
-    tags=["account"],
-    summary="place an order (the simulated venue fills market orders at the mark)",
-    openapi_extra=schemas.body(schemas.ORDER),
-)
-async def place_order(
-    request: Request, account: Owned, context: Context, who: Anyone
-) -> JSONResponse:
-    return await _command(request, context, who, "place_order", account=account)
 
 
 @router.delete(
@@ -144,40 +137,21 @@ async def cancel_order(
     return await run_command(context, command, who)
 
 
-@router.put(
-    "/accounts/{account}/leverage",
-    tags=["account"],
-    summary="set a symbol's leverage",
-    openapi_extra=schemas.body(schemas.LEVERAGE),
+_command_route("PUT", "/leverage", "set_leverage", "set a symbol's leverage", schemas.LEVERAGE)
+_command_route(
+    "PUT",
+    "/margin-mode",
+    "set_margin_mode",
+    "switch a symbol between cross and isolated (venues refuse it with a position)",
+    schemas.MARGIN_MODE,
 )
-async def set_leverage(
-    request: Request, account: Owned, context: Context, who: Anyone
-) -> JSONResponse:
-    return await _command(request, context, who, "set_leverage", account=account)
-
-
-@router.put(
-    "/accounts/{account}/margin-mode",
-    tags=["account"],
-    summary="switch a symbol between cross and isolated (venues refuse it with a position)",
-    openapi_extra=schemas.body(schemas.MARGIN_MODE),
+_command_route(
+    "PUT",
+    "/position-mode",
+    "set_position_mode",
+    "switch between one-way and hedge mode",
+    schemas.POSITION_MODE,
 )
-async def set_margin_mode(
-    request: Request, account: Owned, context: Context, who: Anyone
-) -> JSONResponse:
-    return await _command(request, context, who, "set_margin_mode", account=account)
-
-
-@router.put(
-    "/accounts/{account}/position-mode",
-    tags=["account"],
-    summary="switch between one-way and hedge mode",
-    openapi_extra=schemas.body(schemas.POSITION_MODE),
-)
-async def set_position_mode(
-    request: Request, account: Owned, context: Context, who: Anyone
-) -> JSONResponse:
-    return await _command(request, context, who, "set_position_mode", account=account)
 
 
 @router.post(

@@ -142,37 +142,35 @@ async def post_marks(request: Request, context: Context, who: Operator) -> JSONR
     return JSONResponse({"results": by_symbol}, status_code=status)
 
 
-@router.post(
-    "/funding",
-    tags=["operator"],
-    summary="settle a funding rate on a symbol",
-    openapi_extra=schemas.body(schemas.FUNDING),
+def _command_route(path: str, kind: str, summary: str, body: dict[str, Any]) -> None:
+    """``POST <path>``, operator only: the body is one ``kind`` command (the route is named for
+    its command)."""
+
+    async def route(request: Request, context: Context, who: Operator) -> JSONResponse:
+        command = command_from(parse_object(await request.body()), kind)
+        return await run_command(context, command, who)
+
+    router.add_api_route(
+        path,
+        route,
+        methods=["POST"],
+        name=kind,
+        tags=["operator"],
+        summary=summary,
+        openapi_extra=schemas.body(body),
+    )
+
+
+_command_route("/funding", "settle_funding", "settle a funding rate on a symbol", schemas.FUNDING)
+_command_route(
+    "/insurance-fund", "seed_insurance_fund", "pay money into the insurance fund", schemas.AMOUNT
 )
-async def settle_funding(request: Request, context: Context, who: Operator) -> JSONResponse:
-    body = parse_object(await request.body())
-    return await run_command(context, command_from(body, "settle_funding"), who)
-
-
-@router.post(
-    "/insurance-fund",
-    tags=["operator"],
-    summary="pay money into the insurance fund",
-    openapi_extra=schemas.body(schemas.AMOUNT),
-)
-async def seed_insurance_fund(request: Request, context: Context, who: Operator) -> JSONResponse:
-    body = parse_object(await request.body())
-    return await run_command(context, command_from(body, "seed_insurance_fund"), who)
-
-
-@router.post(
+_command_route(
     "/fills",
-    tags=["operator"],
-    summary="report a fill of a resting order (external matching only)",
-    openapi_extra=schemas.body(schemas.FILL),
+    "report_fill",
+    "report a fill of a resting order (external matching only)",
+    schemas.FILL,
 )
-async def report_fill(request: Request, context: Context, who: Operator) -> JSONResponse:
-    body = parse_object(await request.body())
-    return await run_command(context, command_from(body, "report_fill"), who)
 
 
 # -- anyone with a key ------------------------------------------------------------------------

@@ -7,10 +7,10 @@
   (group commit). Results are answered only after the append returned.
 * The engine returns the entries it committed (``Engine.run_batch``): nothing is read back from
   the log. On the engine thread they go to the listeners (the Binance facade's index); on the
-  event loop they are published: events to the accounts they concern (redacted, see
-  ``service.redaction``; one walk to strings, one JSON pass per message), marks to the price
-  stream, and a fresh account view to every watched account that the batch touched or whose
-  symbols moved.
+  event loop they are published (through ``service.hub``): events to the accounts they concern
+  (redacted, see ``service.redaction``; one walk to strings, one JSON pass per message), marks to
+  the price stream, and a fresh account view to every watched account that the batch touched or
+  whose symbols moved.
 * An ``InvariantViolation`` stops the writer: every later command fails with it (HTTP 500).
 """
 
@@ -22,7 +22,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -32,6 +32,7 @@ from crossmargin.app.writer import OPERATOR, Engine, log_key
 from crossmargin.core.errors import InvariantViolation, StorageError
 from crossmargin.ledger import open_store
 from crossmargin.ledger.store import StoredEntry
+from crossmargin.service.hub import Hub, PriceBoard
 from crossmargin.service.redaction import event_accounts, redact_for
 from crossmargin.service.views import account_view, holders_of, symbols_marked
 from crossmargin.service.wire import dumps, plain
@@ -43,8 +44,6 @@ Listener = Callable[[list[StoredEntry]], None]
 LOG = logging.getLogger("crossmargin.service")
 MAX_BATCH = 256
 RECENT_EVENTS = 200
-PRICE_HISTORY = 20_000
-SUBSCRIBER_BACKLOG = 1_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,102 +53,6 @@ class EngineSettings:
     venue: str = "binance-usdm"
     symbols: tuple[str, ...] = ()
     matching: str = "simulated"
-
-
-@dataclass(slots=True, eq=False)
-class Subscriber:
-    """One WebSocket's outbox. ``account`` None: the price stream. ``credential``: the hash of
-    the key it authenticated with; ``revoked`` is set when that key stops working."""
-
-    account: str | None
-    credential: str = ""
-    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(SUBSCRIBER_BACKLOG))
-    overflowed: bool = False
-    revoked: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def offer(self, text: str) -> None:
-        if self.overflowed:
-            return
-        try:
-            self.queue.put_nowait(text)
-        except asyncio.QueueFull:
-            self.overflowed = True  # a consumer this far behind is disconnected by its handler
-
-
-class Hub:
-    """Subscribers by stream; lives on the event loop."""
-
-    def __init__(self) -> None:
-        self.prices: set[Subscriber] = set()
-        self.accounts: dict[str, set[Subscriber]] = {}
-
-    def subscribe(self, account: str | None, credential: str = "") -> Subscriber:
-        subscriber = Subscriber(account=account, credential=credential)
-        if account is None:
-            self.prices.add(subscriber)
-        else:
-            self.accounts.setdefault(account, set()).add(subscriber)
-        return subscriber
-
-    def unsubscribe(self, subscriber: Subscriber) -> None:
-        if subscriber.account is None:
-            self.prices.discard(subscriber)
-            return
-        group = self.accounts.get(subscriber.account)
-        if group is not None:
-            group.discard(subscriber)
-            if not group:
-                del self.accounts[subscriber.account]
-
-    def revoke(self, credentials: frozenset[str]) -> int:
-        """Mark every subscriber of these keys revoked (its handler closes it); how many."""
-        found = 0
-        for subscriber in (*self.prices, *(s for group in self.accounts.values() for s in group)):
-            if subscriber.credential in credentials:
-                subscriber.revoked.set()
-                found += 1
-        return found
-
-    def watched(self) -> frozenset[str]:
-        return frozenset(self.accounts)
-
-    def send_prices(self, text: str) -> None:
-        for subscriber in tuple(self.prices):
-            subscriber.offer(text)
-
-    def send_account(self, account: str, text: str) -> None:
-        for subscriber in tuple(self.accounts.get(account, ())):
-            subscriber.offer(text)
-
-
-class PriceBoard:
-    """Latest mark and a bounded history per symbol, with the feed's timestamps in seconds.
-
-    Each symbol's times strictly increase, so a chart can plot them: a mark in the same second as
-    the last one is moved one second on, and a mark from before the history's end (a replay of
-    2021 after prices posted today) starts a new history rather than bend the time axis.
-    """
-
-    def __init__(self) -> None:
-        self.history: dict[str, deque[tuple[int, str]]] = {}
-
-    def record(self, symbol: str, price: str, stamp: datetime) -> tuple[int, str]:
-        series = self.history.setdefault(symbol, deque(maxlen=PRICE_HISTORY))
-        seconds = int(stamp.timestamp())
-        if series and seconds < series[-1][0] - 1:
-            series.clear()
-        if series and seconds <= series[-1][0]:
-            seconds = series[-1][0] + 1
-        point = (seconds, price)
-        series.append(point)
-        return point
-
-    def latest(self) -> dict[str, dict[str, Any]]:
-        return {
-            symbol: {"price": series[-1][1], "time": series[-1][0]}
-            for symbol, series in sorted(self.history.items())
-            if series
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,53 +170,58 @@ class EngineHost:
     # -- the writer ----------------------------------------------------------------------------
 
     async def _write_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             first = await self._queue.get()
             if first is None:
                 return
-            items = [first]
-            stopping = False
-            while len(items) < MAX_BATCH and not self._queue.empty():
-                item = self._queue.get_nowait()
-                if item is None:
-                    stopping = True
-                    break
-                items.append(item)
-            commands = [command for item in items for command in item.commands]
-            principals = [item.principal for item in items for _ in item.commands]
-            watched = self.hub.watched()
-            try:
-                if self.failure is not None:
-                    raise self.failure
-                batch = await loop.run_in_executor(
-                    self._executor,
-                    _execute,
-                    self.engine,
-                    commands,
-                    principals,
-                    watched,
-                    tuple(self.listeners),
-                )
-            except Exception as error:
-                if isinstance(error, InvariantViolation):
-                    self.failure = error
-                    LOG.error("invariant violated, the writer stops: %s", error)
-                for item in items:
-                    if not item.future.done():
-                        item.future.set_exception(error)
-                if stopping:
-                    return
-                continue
-            start = 0
-            for item in items:
-                end = start + len(item.commands)
-                if not item.future.done():
-                    item.future.set_result(batch.results[start:end])
-                start = end
-            self._publish(items, batch)
+            items, stopping = self._take_batch(first)
+            await self._write(items)
             if stopping:
                 return
+
+    def _take_batch(self, first: _Item) -> tuple[list[_Item], bool]:
+        """``first`` and what else is waiting, up to ``MAX_BATCH``; True when a stop came too."""
+        items = [first]
+        while len(items) < MAX_BATCH and not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is None:
+                return items, True
+            items.append(item)
+        return items, False
+
+    async def _write(self, items: list[_Item]) -> None:
+        """Run the items' commands as one batch; answer each item with its results (or the
+        error), then publish what the batch committed."""
+        commands = [command for item in items for command in item.commands]
+        principals = [item.principal for item in items for _ in item.commands]
+        watched = self.hub.watched()
+        try:
+            if self.failure is not None:
+                raise self.failure
+            batch = await asyncio.get_running_loop().run_in_executor(
+                self._executor,
+                _execute,
+                self.engine,
+                commands,
+                principals,
+                watched,
+                tuple(self.listeners),
+            )
+        except Exception as error:
+            if isinstance(error, InvariantViolation):
+                self.failure = error
+                LOG.error("invariant violated, the writer stops: %s", error)
+            for item in items:
+                if not item.future.done():
+                    item.future.set_exception(error)
+            return
+        start = 0
+        for item in items:
+            end = start + len(item.commands)
+            if not item.future.done():
+                item.future.set_result(batch.results[start:end])
+            start = end
+        self._publish(items, batch)
 
     def _publish(self, items: list[_Item], batch: _Batch) -> None:
         stamps: dict[str, datetime] = {}

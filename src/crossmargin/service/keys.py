@@ -9,7 +9,9 @@
 * A replaced or revoked key is announced to the ring's listeners (``on_revoke``), so the service
   can close the WebSockets that authenticated with it: a socket outlives no key.
 * The key file is JSON ``{"operator": HASH | null, "accounts": {HASH: ACCOUNT}}``, written
-  atomically with owner-only permissions. Without a file (tests) the ring lives in memory.
+  atomically with owner-only permissions (``write_private``). Without a file (tests) the ring
+  lives in memory. The exchange credentials (``binance.credentials``) keep their key file the
+  same way: ``key_hash``, ``write_private`` and ``HashedAccounts`` serve both.
 * A principal names who sent a command (``operator`` or ``account:<id>``, see
   ``app.writer``): command ids are unique per principal, so one key can neither claim nor read
   the result of another key's command.
@@ -24,6 +26,7 @@ import json
 import os
 import secrets
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,14 +71,55 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-class KeyRing:
+def write_private(path: Path, data: bytes, name: str) -> None:
+    """Write ``data`` to ``path`` atomically (a temporary file, fsynced, then renamed) with
+    owner-only permissions; a failure is a ``StorageError`` naming ``name``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        raise StorageError(f"cannot write {name}: {error}") from None
+
+
+class HashedAccounts(ABC):
+    """What the key stores share (this ring, and ``binance.credentials``): key hashes mapped to
+    accounts, saved by ``_save``; an account holds one key at a time."""
+
+    _accounts: dict[str, str]  # hash -> account
+
+    @abstractmethod
+    def _save(self) -> None: ...
+
+    def _reassign(self, account: str, fresh: str | None) -> frozenset[str]:
+        """Give ``account`` the key hash ``fresh`` alone (None: no key) and save; returns the
+        hashes it loses. When saving fails nothing changes. Call it under the store's lock."""
+        revoked = frozenset(h for h, a in self._accounts.items() if a == account)
+        kept = {h: a for h, a in self._accounts.items() if a != account}
+        if fresh is not None:
+            kept[fresh] = account
+        previous, self._accounts = self._accounts, kept
+        try:
+            self._save()
+        except StorageError:
+            self._accounts = previous
+            raise
+        return revoked
+
+
+class KeyRing(HashedAccounts):
     """The hashed keys; thread-safe."""
 
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
         self._lock = threading.Lock()
         self._operator: str | None = None
-        self._accounts: dict[str, str] = {}  # hash -> account
+        self._accounts = {}
         self._listeners: list[Callable[[frozenset[str]], None]] = []
         if path is not None and path.exists():
             self._load(path)
@@ -94,18 +138,8 @@ class KeyRing:
     def _save(self) -> None:
         if self._path is None:
             return
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self._path.with_suffix(".tmp")
         text = json.dumps({"operator": self._operator, "accounts": self._accounts}, indent=1)
-        try:
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self._path)
-        except OSError as error:
-            raise StorageError(f"cannot write the key file {self._path}: {error}") from None
+        write_private(self._path, text.encode("utf-8"), f"the key file {self._path}")
 
     def ensure_operator(self, given: str | None) -> str | None:
         """Install the operator key; returns a newly generated key (to show once), else None.
@@ -155,16 +189,7 @@ class KeyRing:
 
     def _replace(self, account: str, fresh: str | None) -> frozenset[str]:
         with self._lock:
-            revoked = frozenset(h for h, a in self._accounts.items() if a == account)
-            kept = {h: a for h, a in self._accounts.items() if a != account}
-            if fresh is not None:
-                kept[fresh] = account
-            previous, self._accounts = self._accounts, kept
-            try:
-                self._save()
-            except StorageError:
-                self._accounts = previous
-                raise
+            revoked = self._reassign(account, fresh)
             listeners = tuple(self._listeners)
         if revoked:
             for listener in listeners:

@@ -1,7 +1,7 @@
 """JSON Schemas of the request bodies, for the OpenAPI document (``/docs``, schemathesis).
 
 The handlers do not trust these: every body is parsed by the engine's own validators
-(``app.commands.parse_command``, ``core.portfolio.parse_portfolio``), which name the field they refuse.
+(``app.commands.parse_command``, ``contract.portfolio.parse_portfolio``), which name the field they refuse.
 Decimal amounts travel as strings (exact) or JSON numbers (read as Decimal, never float).
 """
 
@@ -20,34 +20,38 @@ COMMAND_ID = {
     "description": "idempotency key, per key: the same key sending an id again gets the first "
     "result and changes nothing; another key's ids are its own",
 }
-POSITIVE = {
-    "anyOf": [
-        {"type": "string", "pattern": r"^[0-9]{1,15}(\.[0-9]{1,12})?$"},
-        {"type": "number", "exclusiveMinimum": 0, "maximum": 1e15},
-    ],
-    "description": "a positive decimal; send a string to keep every digit",
-}
-AMOUNT_VALUE = {
-    "anyOf": [
-        {"type": "string", "pattern": r"^[0-9]{1,13}(\.[0-9]{1,8})?$"},
-        {"type": "number", "exclusiveMinimum": 0, "maximum": 1e12},
-    ],
-    "description": "a positive amount, quantity or price: at most 10^12, on the 1e-8 quantum",
-}
-LEVERAGE_VALUE = {
-    "anyOf": [
-        {"type": "string", "pattern": r"^[0-9]{1,4}(\.[0-9]{1,2})?$"},
-        {"type": "number", "minimum": 1, "maximum": 1000},
-    ],
-    "description": "1 to 1000 in steps of 0.01",
-}
-RATE = {
-    "anyOf": [
-        {"type": "string", "pattern": r"^-?0(\.[0-9]{1,12})?$"},
-        {"type": "number", "exclusiveMinimum": -1, "exclusiveMaximum": 1},
-    ],
-    "description": "a funding rate strictly between -1 and 1",
-}
+
+
+def _decimal(pattern: str, description: str, **bounds: float) -> dict[str, Any]:
+    """A decimal sent as a string (matching ``pattern``, every digit kept) or a JSON number
+    (within ``bounds``, JSON Schema keywords)."""
+    return {
+        "anyOf": [{"type": "string", "pattern": pattern}, {"type": "number", **bounds}],
+        "description": description,
+    }
+
+
+POSITIVE = _decimal(
+    r"^[0-9]{1,15}(\.[0-9]{1,12})?$",
+    "a positive decimal; send a string to keep every digit",
+    exclusiveMinimum=0,
+    maximum=1e15,
+)
+AMOUNT_VALUE = _decimal(
+    r"^[0-9]{1,13}(\.[0-9]{1,8})?$",
+    "a positive amount, quantity or price: at most 10^12, on the 1e-8 quantum",
+    exclusiveMinimum=0,
+    maximum=1e12,
+)
+LEVERAGE_VALUE = _decimal(
+    r"^[0-9]{1,4}(\.[0-9]{1,2})?$", "1 to 1000 in steps of 0.01", minimum=1, maximum=1000
+)
+RATE = _decimal(
+    r"^-?0(\.[0-9]{1,12})?$",
+    "a funding rate strictly between -1 and 1",
+    exclusiveMinimum=-1,
+    exclusiveMaximum=1,
+)
 
 
 def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:

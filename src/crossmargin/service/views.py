@@ -1,7 +1,7 @@
 """Read models the service renders: an account's view, and who a batch's events concern.
 
 Everything here runs on the engine thread (the only thread that touches engine state) and uses
-the exact core: the account report is ``core.portfolio.report_json`` over ``account_report`` of
+the exact core: the account report is ``contract.portfolio.report_json`` over ``account_report`` of
 the account's book, the same contract as ``crossmargin risk``.
 
 What of an event an account may see is ``service.redaction``'s allow-list.

@@ -34,7 +34,7 @@ from crossmargin.core.errors import Forbidden, InvalidInput, Unauthorized
 from crossmargin.core.ids import is_id
 from crossmargin.core.json_input import load_json
 from crossmargin.service.context import ServiceContext
-from crossmargin.service.host import Subscriber
+from crossmargin.service.hub import Subscriber
 from crossmargin.service.keys import Principal
 from crossmargin.service.views import account_view
 from crossmargin.service.wire import dumps

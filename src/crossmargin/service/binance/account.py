@@ -15,27 +15,22 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from crossmargin.app.model import Account
 from crossmargin.app.queries import ReadModel
 from crossmargin.core.numbers import MAX_COMMAND_AMOUNT
 from crossmargin.core.position import PositionMode
 from crossmargin.service.binance import render
-from crossmargin.service.binance.auth import Caller
-from crossmargin.service.binance.facade import BinanceFacade, facade_of
 from crossmargin.service.binance.index import ActivityIndex
-from crossmargin.service.binance.market import need_symbol, symbol_of
+from crossmargin.service.binance.market import need_symbol, one_or_all, symbol_of
+from crossmargin.service.binance.signed import authenticated, held_account, run, symbol_only
 from crossmargin.service.binance.wire import (
     AMOUNT_NOT_POSITIVE,
     BAD_PARAMETER,
-    INVALID_KEY,
     INVALID_LEVERAGE,
     INVALID_POSITION_SIDE,
     LEVERAGE_INSUFFICIENT_MARGIN,
-    REASON_CODES,
     BinanceError,
     BinanceRoute,
     number,
-    rejection,
 )
 
 router = APIRouter(route_class=BinanceRoute, include_in_schema=False)
@@ -47,31 +42,6 @@ INCOME_TYPES = (
     "COMMISSION",
     "INSURANCE_CLEAR",
 )
-
-
-async def authenticated(request: Request) -> tuple[BinanceFacade, Caller]:
-    facade = facade_of(request)
-    return facade, await facade.signed(request)
-
-
-def held_account(model: ReadModel, account_id: str) -> Account:
-    account = model.accounts.get(account_id)
-    if account is None:  # credentials outlived their account: refused like a stale key
-        raise BinanceError(INVALID_KEY)
-    return account
-
-
-async def run(
-    facade: BinanceFacade,
-    caller: Caller,
-    command: dict[str, Any],
-    reasons: dict[str, int] | None = None,
-) -> dict[str, Any]:
-    caller.params.finish()
-    _, result = await facade.submit(caller.account, command)
-    if result.get("status") == "rejected":
-        raise rejection(result, {**REASON_CODES, **(reasons or {})})
-    return result
 
 
 # -- reading the account ---------------------------------------------------------------------
@@ -130,9 +100,7 @@ async def balance(request: Request) -> JSONResponse:
 
 
 async def _position_risk(request: Request, version: int) -> JSONResponse:
-    facade, caller = await authenticated(request)
-    symbol = symbol_of(caller.params, facade.context.symbols)
-    caller.params.finish()
+    facade, caller, symbol = await symbol_only(request)
 
     def build(model: ReadModel, index: ActivityIndex) -> list[dict[str, Any]]:
         figures = render.figures(model, held_account(model, caller.account))
@@ -154,9 +122,7 @@ async def position_risk_v3(request: Request) -> JSONResponse:
 
 @router.get("/fapi/v1/leverageBracket")
 async def leverage_bracket(request: Request) -> JSONResponse:
-    facade, caller = await authenticated(request)
-    symbol = symbol_of(caller.params, facade.context.symbols)
-    caller.params.finish()
+    facade, _, symbol = await symbol_only(request)
 
     def build(model: ReadModel, _: ActivityIndex) -> Any:
         rows = []
@@ -175,16 +141,14 @@ async def leverage_bracket(request: Request) -> JSONResponse:
                 for i, b in enumerate(instrument.brackets)
             ]
             rows.append({"symbol": name, "notionalCoef": "1", "brackets": brackets})
-        return rows[0] if symbol is not None else rows
+        return one_or_all(rows, symbol)
 
     return JSONResponse(await facade.read(build))
 
 
 @router.get("/fapi/v1/symbolConfig")
 async def symbol_config(request: Request) -> JSONResponse:
-    facade, caller = await authenticated(request)
-    symbol = symbol_of(caller.params, facade.context.symbols)
-    caller.params.finish()
+    facade, caller, symbol = await symbol_only(request)
 
     def build(model: ReadModel, _: ActivityIndex) -> list[dict[str, Any]]:
         account = held_account(model, caller.account)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import string
 import threading
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crossmargin.core.errors import InvalidInput, StorageError
+from crossmargin.service.keys import HashedAccounts, key_hash, write_private
 
 MASTER_ENV = "CROSSMARGIN_EXCHANGE_MASTER_KEY"
 MASTER_BYTES = 32
@@ -44,25 +44,6 @@ class Issued:
     account: str
     api_key: str
     secret: str
-
-
-def _digest(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically with owner-only permissions."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except OSError as error:
-        raise StorageError(f"cannot write {path}: {error}") from None
 
 
 def parse_master(text: str, source: str) -> bytes:
@@ -90,11 +71,11 @@ def load_master(path: Path | None, given: str | None) -> bytes:
             raise StorageError(f"cannot read the master secret {path}: {error}") from None
         return parse_master(text, str(path))
     master = secrets.token_bytes(MASTER_BYTES)
-    _write_private(path, master.hex().encode("ascii") + b"\n")
+    write_private(path, master.hex().encode("ascii") + b"\n", str(path))
     return master
 
 
-class ExchangeCredentials:
+class ExchangeCredentials(HashedAccounts):
     """API key hashes -> accounts, and the master secret that derives each account's secret."""
 
     def __init__(self, master: bytes, path: Path | None = None) -> None:
@@ -103,7 +84,7 @@ class ExchangeCredentials:
         self._master = master
         self._path = path
         self._lock = threading.Lock()
-        self._accounts: dict[str, str] = {}  # SHA-256(api key) -> account
+        self._accounts = {}  # SHA-256(api key) -> account
         if path is not None and path.exists():
             self._load(path)
 
@@ -132,7 +113,7 @@ class ExchangeCredentials:
     def _save(self) -> None:
         if self._path is not None:
             text = json.dumps({"accounts": self._accounts}, indent=1, sort_keys=True)
-            _write_private(self._path, text.encode("utf-8"))
+            write_private(self._path, text.encode("utf-8"), str(self._path))
 
     def secret_for(self, api_key: str) -> str:
         """The secret that signs ``api_key``'s requests (derived; never stored)."""
@@ -142,18 +123,11 @@ class ExchangeCredentials:
         """New credentials for ``account``; its previous ones stop working."""
         api_key = "".join(secrets.choice(_ALPHABET) for _ in range(API_KEY_LENGTH))
         with self._lock:
-            kept = {h: a for h, a in self._accounts.items() if a != account}
-            kept[_digest(api_key)] = account
-            previous, self._accounts = self._accounts, kept
-            try:
-                self._save()
-            except StorageError:
-                self._accounts = previous
-                raise
+            self._reassign(account, key_hash(api_key))
         return Issued(account=account, api_key=api_key, secret=self.secret_for(api_key))
 
     def account_of(self, api_key: str) -> str | None:
         """The account ``api_key`` belongs to, or None for a key this server never issued."""
-        digest = _digest(api_key)
+        digest = key_hash(api_key)
         with self._lock:
             return self._accounts.get(digest)

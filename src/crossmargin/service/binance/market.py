@@ -11,7 +11,7 @@ spot API (``/api/v3``) gets ping, time and an exchangeInfo without symbols.
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from crossmargin.app.queries import ReadModel
 from crossmargin.core.numbers import ZERO
 from crossmargin.service.binance.auth import public
-from crossmargin.service.binance.facade import facade_of
+from crossmargin.service.binance.facade import BinanceFacade, facade_of
 from crossmargin.service.binance.filters import filters_for
 from crossmargin.service.binance.index import ActivityIndex
 from crossmargin.service.binance.tape import INTERVALS_MS
@@ -31,9 +31,11 @@ from crossmargin.service.binance.wire import (
     BinanceRoute,
     Params,
     number,
+    window,
 )
 
 router = APIRouter(route_class=BinanceRoute, include_in_schema=False)
+R = TypeVar("R")
 PERPETUAL_DELIVERY_MS = 4133404800000  # Binance's delivery date for perpetuals (2100-12-25)
 ONBOARD_MS = 1569398400000
 FUNDING_PERIOD_MS = 8 * 3_600_000
@@ -60,15 +62,22 @@ def need_symbol(params: Params, engine_symbols: tuple[str, ...]) -> str:
     return symbol
 
 
-def _limit(params: Params, default: int, maximum: int) -> int:
-    value = params.integer("limit")
-    if value is None:
-        return default
-    if not 1 <= value <= maximum:
-        raise BinanceError(
-            BAD_PARAMETER, f"Data sent for parameter 'limit' is not valid: 1 to {maximum}."
-        )
-    return value
+def one_or_all(rows: list[R], symbol: str | None) -> R | list[R]:
+    """The answer to an optional ``symbol``: that symbol's row when one was asked for, else all."""
+    return rows[0] if symbol is not None else rows
+
+
+async def _public(request: Request) -> tuple[BinanceFacade, Params]:
+    params = await public(request)
+    return facade_of(request), params
+
+
+async def _symbol_only(request: Request) -> tuple[BinanceFacade, str | None]:
+    """A request whose one parameter is the optional ``symbol``."""
+    facade, params = await _public(request)
+    symbol = symbol_of(params, facade.context.symbols)
+    params.finish()
+    return facade, symbol
 
 
 def symbol_info(model: ReadModel, symbol: str) -> dict[str, Any]:
@@ -121,11 +130,10 @@ async def server_time(request: Request) -> JSONResponse:
 
 @router.get("/api/v3/exchangeInfo")
 async def spot_exchange_info(request: Request) -> JSONResponse:
-    params = await public(request)
+    facade, params = await _public(request)
     for name in ("symbol", "symbols", "permissions", "showPermissionSets", "symbolStatus"):
         params.text(name)
     params.finish()
-    facade = facade_of(request)
     return JSONResponse(
         {
             "timezone": "UTC",
@@ -166,10 +174,7 @@ def _next_funding(now: int) -> int:
 
 @router.get("/fapi/v1/premiumIndex")
 async def premium_index(request: Request) -> JSONResponse:
-    params = await public(request)
-    facade = facade_of(request)
-    symbol = symbol_of(params, facade.context.symbols)
-    params.finish()
+    facade, symbol = await _symbol_only(request)
 
     def build(model: ReadModel, index: ActivityIndex) -> Any:
         now = facade.clock()
@@ -191,18 +196,17 @@ async def premium_index(request: Request) -> JSONResponse:
                     "time": now,
                 }
             )
-        return rows[0] if symbol is not None else rows
+        return one_or_all(rows, symbol)
 
     return JSONResponse(await facade.read(build))
 
 
 @router.get("/fapi/v1/fundingRate")
 async def funding_rate_history(request: Request) -> JSONResponse:
-    params = await public(request)
-    facade = facade_of(request)
+    facade, params = await _public(request)
     symbol = symbol_of(params, facade.context.symbols)
     start, end = params.integer("startTime"), params.integer("endTime")
-    limit = _limit(params, 100, 1000)
+    limit = params.limit(100, 1000)
     params.finish()
 
     def build(_: ReadModel, index: ActivityIndex) -> list[dict[str, Any]]:
@@ -216,23 +220,21 @@ async def funding_rate_history(request: Request) -> JSONResponse:
             for name, records in sorted(index.funding.items())
             if symbol is None or name == symbol
             for record in records
-            if (start is None or record.time >= start) and (end is None or record.time <= end)
         ]
         rows.sort(key=lambda row: (row["fundingTime"], row["symbol"]))
-        return rows[:limit] if start is not None else rows[-limit:]
+        return window(rows, lambda row: int(row["fundingTime"]), start, end, limit)
 
     return JSONResponse(await facade.read(build))
 
 
 async def _klines(request: Request, *, with_volume: bool) -> JSONResponse:
-    params = await public(request)
-    facade = facade_of(request)
+    facade, params = await _public(request)
     symbol = need_symbol(params, facade.context.symbols)
     interval = INTERVALS_MS.get(params.need("interval"))
     if interval is None:
         raise BinanceError(INVALID_INTERVAL)
     start, end = params.integer("startTime"), params.integer("endTime")
-    limit = _limit(params, 500, 1500)
+    limit = params.limit(500, 1500)
     params.finish()
 
     def build(_: ReadModel, index: ActivityIndex) -> list[list[Any]]:
@@ -262,10 +264,7 @@ async def mark_klines(request: Request) -> JSONResponse:
 
 @router.get("/fapi/v1/ticker/24hr")
 async def ticker_day(request: Request) -> JSONResponse:
-    params = await public(request)
-    facade = facade_of(request)
-    symbol = symbol_of(params, facade.context.symbols)
-    params.finish()
+    facade, symbol = await _symbol_only(request)
 
     def build(model: ReadModel, index: ActivityIndex) -> Any:
         now = facade.clock()
@@ -278,7 +277,7 @@ async def ticker_day(request: Request) -> JSONResponse:
         ]
         if symbol is not None and not rows:
             raise BinanceError(INVALID_SYMBOL, f"No mark price for {symbol} yet.")
-        return rows[0] if symbol is not None else rows
+        return one_or_all(rows, symbol)
 
     return JSONResponse(await facade.read(build))
 
@@ -301,17 +300,14 @@ def _prices(
 @router.get("/fapi/v1/ticker/price")
 @router.get("/fapi/v2/ticker/price")
 async def ticker_price(request: Request) -> JSONResponse:
-    params = await public(request)
-    facade = facade_of(request)
-    symbol = symbol_of(params, facade.context.symbols)
-    params.finish()
+    facade, symbol = await _symbol_only(request)
 
     def build(model: ReadModel, index: ActivityIndex) -> Any:
         rows = [
             {"symbol": name, "price": number(price), "time": ms}
             for name, price, ms in _prices(model, index, symbol)
         ]
-        return rows[0] if symbol is not None else rows
+        return one_or_all(rows, symbol)
 
     return JSONResponse(await facade.read(build))
 
@@ -325,10 +321,7 @@ def _top(symbol: str, mark: Decimal) -> tuple[Decimal, Decimal]:
 
 @router.get("/fapi/v1/ticker/bookTicker")
 async def book_ticker(request: Request) -> JSONResponse:
-    params = await public(request)
-    facade = facade_of(request)
-    symbol = symbol_of(params, facade.context.symbols)
-    params.finish()
+    facade, symbol = await _symbol_only(request)
 
     def build(model: ReadModel, index: ActivityIndex) -> Any:
         rows = []
@@ -346,15 +339,14 @@ async def book_ticker(request: Request) -> JSONResponse:
                     "lastUpdateId": index.last_seq,
                 }
             )
-        return rows[0] if symbol is not None else rows
+        return one_or_all(rows, symbol)
 
     return JSONResponse(await facade.read(build))
 
 
 @router.get("/fapi/v1/depth")
 async def depth(request: Request) -> JSONResponse:
-    params = await public(request)
-    facade = facade_of(request)
+    facade, params = await _public(request)
     symbol = need_symbol(params, facade.context.symbols)
     limit = params.integer("limit") or 500
     if limit not in DEPTH_LIMITS:

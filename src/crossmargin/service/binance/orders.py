@@ -15,9 +15,9 @@ makes one up. ``orderId`` is derived from the log (see ``index``).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -26,14 +26,13 @@ from crossmargin.app.queries import ReadModel
 from crossmargin.core.ids import is_id
 from crossmargin.core.position import PositionMode
 from crossmargin.service.binance import render
-from crossmargin.service.binance.account import authenticated, held_account, run
 from crossmargin.service.binance.auth import Caller
 from crossmargin.service.binance.facade import BinanceFacade
 from crossmargin.service.binance.filters import filters_for
 from crossmargin.service.binance.index import ActivityIndex, OrderRecord
 from crossmargin.service.binance.market import need_symbol, symbol_of
+from crossmargin.service.binance.signed import authenticated, held_account, run, symbol_only
 from crossmargin.service.binance.wire import (
-    BAD_PARAMETER,
     CLIENT_ORDER_ID,
     INVALID_ORDER_TYPE,
     INVALID_SIDE,
@@ -48,42 +47,33 @@ from crossmargin.service.binance.wire import (
     BinanceRoute,
     Params,
     rejection,
+    window,
 )
 
 router = APIRouter(route_class=BinanceRoute, include_in_schema=False)
 MAX_CLIENT_ORDER_ID = 36
-R = TypeVar("R")
 
 
 def _not_required(name: str) -> BinanceError:
     return BinanceError(NOT_REQUIRED_PARAMETER, f"Parameter '{name}' sent when not required.")
 
 
-def _window(
-    records: Sequence[R],
-    time_of: Callable[[R], int],
-    start: int | None,
-    end: int | None,
-    limit: int,
-) -> list[R]:
-    """Binance's paging: from ``start`` forward when it is given, else the most recent."""
-    chosen = [
-        r
-        for r in records
-        if (start is None or time_of(r) >= start) and (end is None or time_of(r) <= end)
-    ]
-    return chosen[:limit] if start is not None else chosen[-limit:]
+class _Timed(Protocol):
+    @property
+    def time(self) -> int: ...
 
 
-def _limit(params: Params, default: int, maximum: int) -> int:
-    value = params.integer("limit")
-    if value is None:
-        return default
-    if not 1 <= value <= maximum:
-        raise BinanceError(
-            BAD_PARAMETER, f"Data sent for parameter 'limit' is not valid: 1 to {maximum}."
-        )
-    return value
+T = TypeVar("T", bound=_Timed)
+
+
+def _page(
+    records: Sequence[T], first: int | None, start: int | None, end: int | None, limit: int
+) -> list[T]:
+    """Orders or trades, ``records`` already from the id ``first`` on: the first ``limit`` of
+    them when ``first`` is given without a start time, else Binance's paging by time."""
+    if first is not None and start is None:
+        return list(records[:limit])
+    return window(records, lambda r: r.time, start, end, limit)
 
 
 # -- new order -------------------------------------------------------------------------------
@@ -272,9 +262,7 @@ async def cancel_all(request: Request) -> JSONResponse:
 
 @router.get("/fapi/v1/openOrders")
 async def open_orders(request: Request) -> JSONResponse:
-    facade, caller = await authenticated(request)
-    symbol = symbol_of(caller.params, facade.context.symbols)
-    caller.params.finish()
+    facade, caller, symbol = await symbol_only(request)
 
     def build(_: ReadModel, index: ActivityIndex) -> list[dict[str, Any]]:
         return [
@@ -293,7 +281,7 @@ async def all_orders(request: Request) -> JSONResponse:
     symbol = need_symbol(params, facade.context.symbols)
     first = params.integer("orderId")
     start, end = params.integer("startTime"), params.integer("endTime")
-    limit = _limit(params, 500, 1000)
+    limit = params.limit(500, 1000)
     params.finish()
 
     def build(_: ReadModel, index: ActivityIndex) -> list[dict[str, Any]]:
@@ -302,9 +290,7 @@ async def all_orders(request: Request) -> JSONResponse:
             for r in index.activity(caller.account).orders.values()
             if r.symbol == symbol and (first is None or r.order_id >= first)
         ]
-        if first is not None and start is None:
-            return [render.order_body(r) for r in records[:limit]]
-        return [render.order_body(r) for r in _window(records, lambda r: r.time, start, end, limit)]
+        return [render.order_body(r) for r in _page(records, first, start, end, limit)]
 
     return JSONResponse(await facade.read(build))
 
@@ -316,7 +302,7 @@ async def user_trades(request: Request) -> JSONResponse:
     symbol = need_symbol(params, facade.context.symbols)
     order_id, first = params.integer("orderId"), params.integer("fromId")
     start, end = params.integer("startTime"), params.integer("endTime")
-    limit = _limit(params, 500, 1000)
+    limit = params.limit(500, 1000)
     params.finish()
 
     def build(_: ReadModel, index: ActivityIndex) -> list[dict[str, Any]]:
@@ -327,9 +313,7 @@ async def user_trades(request: Request) -> JSONResponse:
             and (order_id is None or t.order_id == order_id)
             and (first is None or t.trade_id >= first)
         ]
-        if first is not None and start is None:
-            return [render.trade_body(t) for t in trades[:limit]]
-        return [render.trade_body(t) for t in _window(trades, lambda t: t.time, start, end, limit)]
+        return [render.trade_body(t) for t in _page(trades, first, start, end, limit)]
 
     return JSONResponse(await facade.read(build))
 
@@ -341,7 +325,7 @@ async def force_orders(request: Request) -> JSONResponse:
     symbol = symbol_of(params, facade.context.symbols)
     kind = params.choice("autoCloseType", ("LIQUIDATION", "ADL"), default="ANY")
     start, end = params.integer("startTime"), params.integer("endTime")
-    limit = _limit(params, 50, 100)
+    limit = params.limit(50, 100)
     params.finish()
     prefixes = {"LIQUIDATION": ("autoclose-",), "ADL": ("adl_autoclose-",)}.get(
         kind, ("autoclose-", "adl_autoclose-")
@@ -353,6 +337,6 @@ async def force_orders(request: Request) -> JSONResponse:
             for r in index.activity(caller.account).orders.values()
             if r.client_order_id.startswith(prefixes) and (symbol is None or r.symbol == symbol)
         ]
-        return [render.order_body(r) for r in _window(records, lambda r: r.time, start, end, limit)]
+        return [render.order_body(r) for r in window(records, lambda r: r.time, start, end, limit)]
 
     return JSONResponse(await facade.read(build))

@@ -100,19 +100,19 @@ def figures(model: ReadModel, account: Account) -> Figures:
 
 
 def asset(f: Figures, updated: int, *, balance_shape: bool = False) -> dict[str, Any]:
+    """The USDT asset: as in ``/account`` (``assets``), or as in ``/balance``; both end with the
+    cross wallet and what is available."""
     wallet = f.wallet + f.isolated
+    cross = {
+        "crossWalletBalance": number(f.wallet),
+        "crossUnPnl": number(f.cross_unrealized),
+        "availableBalance": number(f.available),
+        "maxWithdrawAmount": number(f.available),
+        "marginAvailable": True,
+        "updateTime": updated,
+    }
     if balance_shape:
-        return {
-            "accountAlias": "crossmargin",
-            "asset": "USDT",
-            "balance": number(wallet),
-            "crossWalletBalance": number(f.wallet),
-            "crossUnPnl": number(f.cross_unrealized),
-            "availableBalance": number(f.available),
-            "maxWithdrawAmount": number(f.available),
-            "marginAvailable": True,
-            "updateTime": updated,
-        }
+        return {"accountAlias": "crossmargin", "asset": "USDT", "balance": number(wallet), **cross}
     return {
         "asset": "USDT",
         "walletBalance": number(wallet),
@@ -122,12 +122,7 @@ def asset(f: Figures, updated: int, *, balance_shape: bool = False) -> dict[str,
         "initialMargin": number(f.initial + f.reserved),
         "positionInitialMargin": number(f.initial),
         "openOrderInitialMargin": number(f.reserved),
-        "crossWalletBalance": number(f.wallet),
-        "crossUnPnl": number(f.cross_unrealized),
-        "availableBalance": number(f.available),
-        "maxWithdrawAmount": number(f.available),
-        "marginAvailable": True,
-        "updateTime": updated,
+        **cross,
     }
 
 

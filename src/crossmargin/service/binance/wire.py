@@ -17,9 +17,9 @@ FastAPI's) in this shape, so ``/fapi`` never answers in the ``/v1`` error shape.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from fastapi import Request, Response
@@ -37,6 +37,7 @@ from crossmargin.core.errors import (
 from crossmargin.core.numbers import format_decimal
 
 LOG = logging.getLogger("crossmargin.service.binance")
+R = TypeVar("R")
 
 # Binance's texts for the codes the facade answers with (fixed texts only).
 UNKNOWN = -1000
@@ -290,6 +291,17 @@ class Params:
             raise _bad(name, value)
         return int(value)
 
+    def limit(self, default: int, maximum: int) -> int:
+        """The ``limit`` parameter: ``default`` when absent, else 1 to ``maximum``."""
+        value = self.integer("limit")
+        if value is None:
+            return default
+        if not 1 <= value <= maximum:
+            raise BinanceError(
+                BAD_PARAMETER, f"Data sent for parameter 'limit' is not valid: 1 to {maximum}."
+            )
+        return value
+
     def choice(self, name: str, allowed: tuple[str, ...], *, default: str | None = None) -> str:
         value = self.text(name, required=default is None)
         if value is None:
@@ -314,6 +326,23 @@ class Params:
                 UNREAD_PARAMETER,
                 f"Not all sent parameters were read; '{unread[0]}' is not supported here.",
             )
+
+
+def window(
+    records: Sequence[R],
+    time_of: Callable[[R], int],
+    start: int | None,
+    end: int | None,
+    limit: int,
+) -> list[R]:
+    """Binance's paging by time: the records from ``start`` to ``end`` (both optional, inclusive),
+    the first ``limit`` of them when ``start`` is given, else the ``limit`` most recent."""
+    chosen = [
+        r
+        for r in records
+        if (start is None or time_of(r) >= start) and (end is None or time_of(r) <= end)
+    ]
+    return chosen[:limit] if start is not None else chosen[-limit:]
 
 
 def _bad(name: str, value: str, why: str = "") -> BinanceError:
