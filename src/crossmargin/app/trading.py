@@ -33,9 +33,9 @@ from crossmargin.app.evolve import StateLike
 from crossmargin.app.ledgers import FEE_INCOME, INSURANCE_FUND, TRADING, Ledger, Posting, postings
 from crossmargin.app.model import BOTH, Account, Order
 from crossmargin.app.records import PositionChange
-from crossmargin.core.fills import apply_fill
+from crossmargin.core.fills import FillResult, apply_fill
 from crossmargin.core.numbers import ZERO, round_balance_delta, round_requirement
-from crossmargin.core.position import PositionMode, Side
+from crossmargin.core.position import Position, PositionMode, Side
 from crossmargin.core.scope import ScopeId
 
 
@@ -76,38 +76,14 @@ def book_fill(state: StateLike, fill: Fill) -> FillEvent:
     )
     wallet = Ledger.wallet(fill.account)
     slot = Ledger.isolated(fill.account, fill.symbol, fill.slot)
-    moves: list[Posting] = []
     fee_close = round_requirement(result.closed * fill.price * fill.fee_rate)
     fee_open = round_requirement(result.opened * fill.price * fill.fee_rate)
     wallet_fee = fee_open
+    moves: list[Posting] = []
     if position is not None and result.closed > 0:
-        collateral = slot if position.is_isolated else wallet
-        realized = result.realized
-        if fill.market_price is None:
-            moves += postings((collateral, realized), (TRADING, -realized))
-        else:
-            sign = position.side.sign
-            at_market = round_balance_delta(
-                sign * (result.closed * fill.market_price - result.closed_entry)
-            )
-            moves += postings(
-                (collateral, realized),
-                (TRADING, -at_market),
-                (INSURANCE_FUND, at_market - realized),
-            )
+        moves += _closing_postings(account, fill, position, result, fee_close)
         if not position.is_isolated:
             wallet_fee += fee_close
-        else:
-            moves += postings((slot, -fee_close), (FEE_INCOME, fee_close))
-            if not fill.keep_margin:
-                margin = account.isolated.get(key, ZERO)
-                share = (
-                    margin
-                    if result.after is None or result.after.side is not position.side
-                    else round_balance_delta(margin * result.closed / position.quantity)
-                )
-                release = max(ZERO, share + realized - fee_close)
-                moves += postings((slot, -release), (wallet, release))
     after = result.after
     if result.opened > 0 and after is not None and after.is_isolated:
         margin_in = round_requirement(result.opened * fill.price / after.leverage)
@@ -136,6 +112,37 @@ def book_fill(state: StateLike, fill: Fill) -> FillEvent:
         against=fill.against,
         taken_over_by=fill.taken_over_by,
     )
+
+
+def _closing_postings(
+    account: Account, fill: Fill, position: Position, result: FillResult, fee_close: Decimal
+) -> tuple[Posting, ...]:
+    """What closing part of ``position`` moves: the realized PnL into its collateral (a fund
+    takeover books the gap to the market price to the fund), and for an isolated position the
+    closing fee from its slot and, unless the margin stays with the rest, the released share."""
+    wallet = Ledger.wallet(fill.account)
+    slot = Ledger.isolated(fill.account, fill.symbol, fill.slot)
+    collateral = slot if position.is_isolated else wallet
+    realized = result.realized
+    if fill.market_price is None:
+        moves = postings((collateral, realized), (TRADING, -realized))
+    else:
+        at_market = round_balance_delta(
+            position.side.sign * (result.closed * fill.market_price - result.closed_entry)
+        )
+        moves = postings(
+            (collateral, realized), (TRADING, -at_market), (INSURANCE_FUND, at_market - realized)
+        )
+    if not position.is_isolated:
+        return moves
+    moves += postings((slot, -fee_close), (FEE_INCOME, fee_close))
+    if not fill.keep_margin:
+        margin = account.isolated.get((fill.symbol, fill.slot), ZERO)
+        whole = result.after is None or result.after.side is not position.side
+        share = margin if whole else round_balance_delta(margin * result.closed / position.quantity)
+        release = max(ZERO, share + realized - fee_close)
+        moves += postings((slot, -release), (wallet, release))
+    return moves
 
 
 def _order_after(fill: Fill, account: Account) -> tuple[Order | None, str | None]:
