@@ -21,8 +21,9 @@ from typing import Any
 
 from crossmargin.app import screening
 from crossmargin.app.decide import decide
-from crossmargin.app.events import evolve, position_to_dict
-from crossmargin.app.views import scopes_at_risk
+from crossmargin.app.evolve import apply_record
+from crossmargin.app.records import position_to_dict
+from crossmargin.app.views import account_scopes
 from crossmargin.app.writer import Engine, build_state
 from crossmargin.core.position import MarginMode, Position, Side
 from crossmargin.ledger import open_store
@@ -124,17 +125,18 @@ def latency(target: str, count: int) -> tuple[float, float]:
 def liquidation_decision(accounts: int, price: int = 47000) -> dict[str, float]:
     """One BTCUSDT tick over ``accounts`` accounts: screen, Decimal confirmation, whole decide."""
     state = build_state({"venue": "binance-usdm", "symbols": ["BTCUSDT", "ETHUSDT"]})
-    evolve(state, {"type": "MarkPriceUpdated", "symbol": "BTCUSDT", "price": Decimal(50000)})
-    evolve(state, {"type": "MarkPriceUpdated", "symbol": "ETHUSDT", "price": Decimal(3000)})
+    apply_record(state, {"type": "MarkPriceUpdated", "symbol": "BTCUSDT", "price": Decimal(50000)})
+    apply_record(state, {"type": "MarkPriceUpdated", "symbol": "ETHUSDT", "price": Decimal(3000)})
     for index in range(accounts):
         account = f"a{index}"
         wallet = Decimal(300 + (index % 700))  # some thin accounts will fail on a 5% drop
-        evolve(state, {"type": "AccountOpened", "account": account})
-        evolve(
+        apply_record(state, {"type": "AccountOpened", "account": account})
+        apply_record(
             state,
             {
                 "type": "FundsDeposited",
                 "account": account,
+                "amount": wallet,
                 "postings": [[f"wallet:{account}", wallet], ["external:deposits", -wallet]],
             },
         )
@@ -148,10 +150,12 @@ def liquidation_decision(accounts: int, price: int = 47000) -> dict[str, float]:
                 leverage=Decimal(20),
                 margin_mode=MarginMode.CROSS,
             )
-            evolve(
+            # a position placed directly (the event that sets a slot's position)
+            apply_record(
                 state,
                 {
-                    "type": "PositionOpened",
+                    "type": "PositionLeverageChanged",
+                    "account": account,
                     "position": {
                         "account": account,
                         "symbol": symbol,
@@ -176,8 +180,8 @@ def liquidation_decision(accounts: int, price: int = 47000) -> dict[str, float]:
     confirmed = sum(
         1
         for account_id in flagged
-        for *_, liquidatable in scopes_at_risk(draft, draft.accounts[account_id])
-        if liquidatable
+        for scope in account_scopes(draft, draft.accounts[account_id])
+        if scope.liquidatable
     )
     decided = time.perf_counter()
     state.screen.tick("BTCUSDT", 50000.0, 0.8)  # back, so decide() sees the same move

@@ -44,7 +44,7 @@ Bools = npt.NDArray[np.bool_]
 def _float_above(value: Decimal) -> float:
     """The smallest float not below ``value`` (a quantum the screen must not understate)."""
     result = float(value)
-    return result if Decimal(result) >= value else float(np.nextafter(result, np.inf))
+    return result if Decimal.from_float(result) >= value else float(np.nextafter(result, np.inf))
 
 
 # The core's rounding quanta (core.numbers), as floats no smaller than the exact decimals.
