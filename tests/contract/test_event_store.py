@@ -22,7 +22,13 @@ from typing import IO
 
 import pytest
 
-from crossmargin.core.errors import Conflict, InvalidInput, InvariantViolation, StorageError
+from crossmargin.core.errors import (
+    Conflict,
+    InvalidInput,
+    InvariantViolation,
+    NoEventStore,
+    StorageError,
+)
 from crossmargin.ledger import DuplicateCommand, Entry, EventStore
 from crossmargin.ledger.codec import canonical_json, text_hash
 from crossmargin.ledger.store import READ_PAGE_SIZE
@@ -199,7 +205,7 @@ def test_entries_survive_closing_and_reopening(backend: Backend) -> None:
 
 
 def test_opening_a_missing_store_without_create_fails(backend: Backend) -> None:
-    with pytest.raises(StorageError, match="no event store"):
+    with pytest.raises(NoEventStore, match="no event store"):
         backend.open(create=False)
 
 

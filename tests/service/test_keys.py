@@ -102,3 +102,14 @@ def test_a_key_that_cannot_be_saved_changes_nothing(
     assert heard == []  # and no socket was told otherwise
     monkeypatch.undo()
     assert KeyRing(path).resolve(first).account == "alice"
+
+
+def test_a_key_file_whose_folder_runs_into_a_file_is_a_storage_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "var"
+    blocker.write_text("a file where the folder should be\n")
+    ring = KeyRing(blocker / "keys" / "keys.json")
+    with pytest.raises(StorageError, match="cannot write the key file"):
+        ring.issue("alice")
+    with pytest.raises(StorageError, match="cannot write the key file"):
+        ring.ensure_operator(None)
+    assert blocker.read_text() == "a file where the folder should be\n"

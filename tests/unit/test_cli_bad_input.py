@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.contract.backends import postgres_url
 from tests.helpers import report, run_cli
 
 D = Decimal
@@ -340,6 +342,27 @@ def test_replaying_or_checking_a_missing_log_is_a_user_error(tmp_path: Path, com
         code, out, err = run_cli(command, str(target))
         assert_refused(code, out, err, "DB", problem)
     assert list(tmp_path.iterdir()) == []  # nothing was created
+
+
+@pytest.mark.parametrize("command", ["replay", "check"])
+def test_a_file_that_is_not_a_log_is_a_user_error_and_stays_as_it_was(
+    tmp_path: Path, command: str
+) -> None:
+    target = tmp_path / "notes.txt"
+    target.write_text("not a database, just some text that is long enough to have a header\n" * 4)
+    before = target.read_bytes()
+    code, out, err = run_cli(command, str(target))
+    assert_refused(code, out, err, "DB", "is not an SQLite database")
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("command", ["replay", "check"])
+def test_a_postgres_schema_with_no_log_is_a_user_error(command: str) -> None:
+    url = postgres_url()
+    schema = f"absent_{uuid.uuid4().hex[:12]}"
+    code, out, err = run_cli(command, url, "--schema", schema)
+    assert_refused(code, out, err, "DB", f"no event store in schema '{schema}'")
 
 
 # --- the real console script: real exit codes, real streams ----------------------------------

@@ -15,10 +15,10 @@ from typing import Any
 
 from crossmargin.app.audit import check, replay
 from crossmargin.app.writer import DEFAULT_SYMBOLS, Engine
-from crossmargin.core.errors import CrossmarginError, InvalidInput
+from crossmargin.core.errors import CrossmarginError, InvalidInput, NoEventStore
 from crossmargin.core.json_input import load_json
 from crossmargin.core.numbers import format_decimal
-from crossmargin.ledger import open_store
+from crossmargin.ledger import EventStore, open_store
 
 
 def _default(value: object) -> Any:
@@ -82,8 +82,16 @@ def _existing_log(db: str) -> str:
     return db
 
 
+def _open_existing(args: argparse.Namespace) -> EventStore:
+    """The log ``replay`` and ``check`` read: one that is not there is bad input (exit 2)."""
+    try:
+        return open_store(_existing_log(args.db), create=False, schema=args.schema)
+    except NoEventStore as error:
+        raise InvalidInput("DB", str(error)) from None
+
+
 def cmd_replay(args: argparse.Namespace) -> str:
-    store = open_store(_existing_log(args.db), create=False, schema=args.schema)
+    store = _open_existing(args)
     report = replay(store)
     store.close()
     lines = [
@@ -101,7 +109,7 @@ def cmd_replay(args: argparse.Namespace) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> str:
-    store = open_store(_existing_log(args.db), create=False, schema=args.schema)
+    store = _open_existing(args)
     report = check(store)
     store.close()
     lines = [f"events checked: {report.events}"]

@@ -7,6 +7,7 @@
      +-- Unauthorized          missing or unknown key              (HTTP 401)
      +-- Forbidden             a key used outside its scope        (HTTP 403)
      +-- StorageError          the event store failed              (HTTP 503)
+     |    +-- NoEventStore     none where one was named            (exit code 2)
      +-- InvariantViolation    corruption: stop the writer         (HTTP 500)
 
 Each exception carries its facts as attributes. ``InvalidInput`` names the offending field with a
@@ -57,6 +58,12 @@ class Forbidden(CrossmarginError):
 
 class StorageError(CrossmarginError):
     """The event store could not complete an operation."""
+
+
+class NoEventStore(StorageError):
+    """Opening an existing store found none: a missing file or schema, or a file that is not an
+    SQLite database. The commands that only read a log (``replay``, ``check``) answer it as bad
+    input, naming the argument."""
 
 
 class InvariantViolation(CrossmarginError):

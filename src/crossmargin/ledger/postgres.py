@@ -36,7 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from crossmargin.core.errors import InvalidInput, StorageError
+from crossmargin.core.errors import InvalidInput, NoEventStore, StorageError
 from crossmargin.ledger.sql_store import ConstraintFailed, Cursor, SqlEventStore
 from crossmargin.ledger.store import EncodedEntry
 
@@ -136,7 +136,7 @@ class PostgresEventStore(SqlEventStore):
             exists = cursor.fetchone() is not None
             if not exists:
                 if not create:
-                    raise StorageError(f"no event store in schema {self.schema!r} at {self.url}")
+                    raise NoEventStore(f"no event store in schema {self.schema!r} at {self.url}")
                 # Serialise concurrent creators: CREATE ... IF NOT EXISTS alone can still race.
                 cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.schema,))
                 cursor.execute(

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from crossmargin.core.errors import StorageError
+from crossmargin.core.errors import NoEventStore, StorageError
 from crossmargin.ledger.sql_store import ConstraintFailed, Cursor, SqlEventStore
 from crossmargin.ledger.store import EncodedEntry
 
@@ -80,7 +80,7 @@ class SqliteEventStore(SqlEventStore):
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = Path(path)
         if not create and not self.path.exists():
-            raise StorageError(f"no event store at {self.path}")
+            raise NoEventStore(f"no event store at {self.path}")
         self._lock = threading.RLock()
         if create and str(path) != ":memory:":
             _create_private(self.path)
@@ -108,6 +108,8 @@ class SqliteEventStore(SqlEventStore):
             self._connection.execute("PRAGMA fullfsync = ON")
             synchronous = self._connection.execute("PRAGMA synchronous").fetchone()
         except sqlite3.Error as error:
+            if getattr(error, "sqlite_errorname", None) == "SQLITE_NOTADB":
+                raise NoEventStore(f"{self.path} is not an SQLite database") from None
             raise StorageError(f"cannot open SQLite event store {self.path}: {error}") from None
         if mode is None or str(mode[0]).lower() != "wal":
             raise StorageError(f"{self.path}: SQLite refused WAL journaling (got {mode!r})")

@@ -74,9 +74,9 @@ def key_hash(key: str) -> str:
 def write_private(path: Path, data: bytes, name: str) -> None:
     """Write ``data`` to ``path`` atomically (a temporary file, fsynced, then renamed) with
     owner-only permissions; a failure is a ``StorageError`` naming ``name``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
