@@ -345,16 +345,23 @@ def test_replaying_or_checking_a_missing_log_is_a_user_error(tmp_path: Path, com
 
 
 @pytest.mark.parametrize("command", ["replay", "check"])
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"not a database, just some text long enough to fill a header\n" * 4, "not an SQLite"),
+        (b"", "an SQLite database without a log"),
+    ],
+    ids=["text", "empty"],
+)
 def test_a_file_that_is_not_a_log_is_a_user_error_and_stays_as_it_was(
-    tmp_path: Path, command: str
+    tmp_path: Path, command: str, content: bytes, problem: str
 ) -> None:
-    target = tmp_path / "notes.txt"
-    target.write_text("not a database, just some text that is long enough to have a header\n" * 4)
-    before = target.read_bytes()
+    target = tmp_path / "notes.db"
+    target.write_bytes(content)
     code, out, err = run_cli(command, str(target))
-    assert_refused(code, out, err, "DB", "is not an SQLite database")
-    assert target.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert_refused(code, out, err, "DB", problem)
+    assert target.read_bytes() == content  # not turned into a log
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
 
 
 @pytest.mark.parametrize("command", ["replay", "check"])

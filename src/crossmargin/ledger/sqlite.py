@@ -92,6 +92,8 @@ class SqliteEventStore(SqlEventStore):
             raise StorageError(f"cannot open SQLite event store {self.path}: {error}") from None
         self._closed = False
         try:
+            if not create:
+                self._require_log()
             self._configure()
             self._create_schema()
         except BaseException:
@@ -115,6 +117,20 @@ class SqliteEventStore(SqlEventStore):
             raise StorageError(f"{self.path}: SQLite refused WAL journaling (got {mode!r})")
         if synchronous is None or synchronous[0] != 2:  # 2 = FULL
             raise StorageError(f"{self.path}: SQLite refused synchronous=FULL")
+
+    def _require_log(self) -> None:
+        """Before anything writes: the file is an SQLite database holding the log's table (opening
+        without ``create`` leaves any other file as it was)."""
+        try:
+            row = self._connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ledger_entries'"
+            ).fetchone()
+        except sqlite3.Error as error:
+            if getattr(error, "sqlite_errorname", None) == "SQLITE_NOTADB":
+                raise NoEventStore(f"{self.path} is not an SQLite database") from None
+            raise StorageError(f"cannot open SQLite event store {self.path}: {error}") from None
+        if row is None:
+            raise NoEventStore(f"no event store in {self.path} (an SQLite database without a log)")
 
     def _create_schema(self) -> None:
         with self._transaction() as cursor:
