@@ -92,11 +92,9 @@ def _order_command(params: Params, symbol: str, hedge: bool) -> dict[str, Any]:
     quantity = params.decimal("quantity", required=True)
     price = params.decimal("price")
     force = params.text("timeInForce")
-    if kind == "LIMIT" and price is None:
-        raise BinanceError(
-            MANDATORY_PARAMETER,
-            "Mandatory parameter 'price' was not sent, was empty/null, or malformed.",
-        )
+    if kind == "LIMIT":  # Binance: a LIMIT order names its price and its timeInForce
+        params.need("price")
+        params.need("timeInForce")
     if kind == "MARKET" and price is not None:
         raise _not_required("price")
     if force is not None and force != "GTC":

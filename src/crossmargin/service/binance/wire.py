@@ -17,6 +17,7 @@ FastAPI's) in this shape, so ``/fapi`` never answers in the ``/v1`` error shape.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
@@ -246,6 +247,9 @@ def parse_params(raw: bytes, where: str) -> dict[str, str]:
     return result
 
 
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+
+
 class Params:
     """The request's parameters, read one by one so that unread ones can be refused."""
 
@@ -287,7 +291,7 @@ class Params:
         value = self.text(name, required=required)
         if value is None:
             return None
-        if not value.lstrip("-").isdigit() or len(value) > 19:
+        if _INTEGER.fullmatch(value) is None:  # ASCII only: int() also reads '１２' as 12
             raise _bad(name, value)
         return int(value)
 
