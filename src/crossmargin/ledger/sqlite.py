@@ -110,8 +110,6 @@ class SqliteEventStore(SqlEventStore):
             self._connection.execute("PRAGMA fullfsync = ON")
             synchronous = self._connection.execute("PRAGMA synchronous").fetchone()
         except sqlite3.Error as error:
-            if getattr(error, "sqlite_errorname", None) == "SQLITE_NOTADB":
-                raise NoEventStore(f"{self.path} is not an SQLite database") from None
             raise StorageError(f"cannot open SQLite event store {self.path}: {error}") from None
         if mode is None or str(mode[0]).lower() != "wal":
             raise StorageError(f"{self.path}: SQLite refused WAL journaling (got {mode!r})")
