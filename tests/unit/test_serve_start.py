@@ -161,3 +161,35 @@ def test_a_running_demo_survives_a_second_start_and_a_killed_one_does_not_block(
     finally:
         third.terminate()
         third.wait(timeout=30)
+
+
+def test_once_started_serve_freezes_what_start_up_built_and_collects_less_often() -> None:
+    """The serving process's collector (the service benchmark's p99 was its full collections):
+    before the demo's setup runs (it prints the URL, the signal that the server is ready),
+    start-up's objects are out of every generation and the thresholds are raised. The test
+    restores this process's collector afterwards."""
+    import asyncio
+    import gc
+    from typing import Any, cast
+
+    from crossmargin.cli.serve import GC_THRESHOLDS, after_start
+
+    thresholds = gc.get_threshold()
+    seen: list[int] = []
+    built_at_start = [[index] for index in range(1000)]  # containers the collector tracks
+
+    async def setup(_: Any) -> None:
+        seen.append(gc.get_freeze_count())
+
+    gc.unfreeze()
+    try:
+        asyncio.run(after_start(setup)(cast(Any, None)))
+        assert len(seen) == 1 and seen[0] > len(built_at_start)  # frozen before the setup
+        tracked = {id(o) for o in gc.get_objects()}
+        assert not any(id(item) in tracked for item in built_at_start)
+        assert gc.get_threshold() == GC_THRESHOLDS != thresholds
+        asyncio.run(after_start(None)(cast(Any, None)))  # no demo: the collector alone
+        assert gc.get_threshold() == GC_THRESHOLDS
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
