@@ -57,6 +57,7 @@ RARE = (
     "flips",
     "partial liquidations",
     "margin calls",
+    "liquidations on a joint tick",
 )
 
 
@@ -349,6 +350,9 @@ class Harness:
         count_rare(self.counters, events)
         for command, outcome in zip(commands, outcomes, strict=True):
             self.coverage[f"{command['type']} {outcome.reason or 'accepted'}"] += 1
+            if command["type"] == "update_marks":
+                triggered = [e for e in outcome.events if e["type"] == "LiquidationTriggered"]
+                self.counters["liquidations on a joint tick"] += len(triggered)
         lines: list[str] = []
         for result, outcome in zip(self.results, outcomes, strict=True):
             if (result["status"], result.get("reason")) != (outcome.status, outcome.reason):

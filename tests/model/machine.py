@@ -143,6 +143,21 @@ class EngineVersusModel(OrderRules, RuleBasedStateMachine):
             price=text(price(symbol, mark * (1 + Decimal(move) / 100))),
         )
 
+    @rule(
+        moves=st.tuples(*(st.integers(-2500, 2500) for _ in SYMBOLS)),
+        count=st.integers(2, len(SYMBOLS)),
+    )
+    def joint_move(self, moves: tuple[int, ...], count: int) -> None:
+        """One instant's marks for several symbols (a feed's tick), in one update_marks: the
+        holders are examined once, at the new prices of every leg."""
+        self.run(
+            "update_marks",
+            prices={
+                symbol: text(price(symbol, self.model.marks[symbol] * (1 + Decimal(move) / 10000)))
+                for symbol, move in list(zip(SYMBOLS, moves, strict=True))[:count]
+            },
+        )
+
     @rule(pick=st.integers(0, 20), alpha=st.sampled_from(ALPHAS))
     def aimed_move(self, pick: int, alpha: str) -> None:
         """A mark that puts one scope into its margin-call, liquidation or bankruptcy zone."""
@@ -327,7 +342,7 @@ class EngineVersusModel(OrderRules, RuleBasedStateMachine):
                 commands.append(self.command("place_order", **order))
         self.submit(commands, ["operator"] * len(commands))
 
-    @rule(kind=st.sampled_from(range(8)), account=accounts)
+    @rule(kind=st.sampled_from(range(11)), account=accounts)
     def malformed(self, kind: int, account: str) -> None:
         cases: list[tuple[str, dict[str, Any]]] = [
             ("deposit", {"account": account, "amount": "0.000000001"}),
@@ -348,6 +363,10 @@ class EngineVersusModel(OrderRules, RuleBasedStateMachine):
                     "quantity": "1",
                 },
             ),
+            ("update_marks", {"prices": {}}),
+            ("update_marks", {"prices": {"BTCUSDT": "40000", "ETHUSDT": "0.000000001"}}),
+            # well-formed, but one symbol is not traded: refused whole, no mark moves
+            ("update_marks", {"prices": {"BTCUSDT": "1", "NOPEUSDT": "1"}}),
         ]
         name, fields = cases[kind]
         self.run(name, **fields)

@@ -1,8 +1,8 @@
 """Reference model, part 4: command validation (INVALID_COMMAND: not logged, nothing changes).
 
 Shapes per command type; ids (account, order_id, command_id) of 1-64 characters of
-[A-Za-z0-9._-] starting alphanumeric; amount, quantity and price positive, at most 10^12, on the
-1e-8 quantum; leverage 1 to 1000 on 0.01; a funding rate strictly between -1 and 1 on 1e-12.
+[A-Za-z0-9._-] starting alphanumeric; amount, quantity, price and each of a tick's prices (1 to
+1,000 symbols) positive, at most 10^12, on the 1e-8 quantum; leverage 1 to 1000 on 0.01; a funding rate strictly between -1 and 1 on 1e-12.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "cancel_order": ({"account", "order_id"}, set()),
     "report_fill": ({"account", "order_id", "quantity", "price"}, {"liquidity"}),
     "update_mark": ({"symbol", "price"}, set()),
+    "update_marks": ({"prices"}, set()),
     "settle_funding": ({"symbol", "rate"}, set()),
     "seed_insurance_fund": ({"amount"}, set()),
 }
@@ -74,11 +75,18 @@ def validate(command: dict[str, Any]) -> None:
     for name in ("command_id", "account", "order_id"):
         if name in command and not (isinstance(command[name], str) and ID.fullmatch(command[name])):
             raise Rejected("INVALID_COMMAND")
-    for name in ("amount", "quantity", "price"):
-        if command.get(name) is not None:
-            value = number(command, name)
-            if not (value.is_finite() and 0 < value <= LIMIT and value % Decimal("1e-8") == 0):
-                raise Rejected("INVALID_COMMAND")
+    amounts = [
+        command[name] for name in ("amount", "quantity", "price") if command.get(name) is not None
+    ]
+    if kind == "update_marks":
+        prices = command["prices"]
+        if not isinstance(prices, dict) or not 1 <= len(prices) <= 1000:
+            raise Rejected("INVALID_COMMAND")
+        amounts += list(prices.values())
+    for amount in amounts:
+        value = number({"value": amount}, "value")
+        if not (value.is_finite() and 0 < value <= LIMIT and value % Decimal("1e-8") == 0):
+            raise Rejected("INVALID_COMMAND")
     if "leverage" in command:
         value = number(command, "leverage")
         if not (value.is_finite() and 1 <= value <= 1000 and value % Decimal("0.01") == 0):

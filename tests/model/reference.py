@@ -389,20 +389,40 @@ class ReferenceModel:
         symbol = self._symbol(c)
         mark = number(c, "price")
         self.state.marks[symbol] = mark
-        if not self.state.external_matching:
-            resting = sorted(
-                (o.order_id, o.account)
-                for a in self.state.accounts.values()
-                for o in a.orders.values()
-                if o.symbol == symbol and o.price is not None
-            )
-            for order_id, account_id in resting:
-                order = self.state.accounts[account_id].orders.get(order_id)
-                if order is None or order.price is None or order.side * (order.price - mark) < 0:
-                    continue
-                self._fill_order(events, order, order.qty, order.price, MAKER, "maker")
-                named.add(account_id)
+        self._fill_resting_at(symbol, mark, events, named)
         named |= self._holders(symbol)
+
+    def _fill_resting_at(
+        self, symbol: str, mark: Decimal, events: list[Event], named: set[str]
+    ) -> None:
+        """Simulated matching: the resting limits ``mark`` reached fill whole at their limit, as
+        makers, in (order id, account) order."""
+        if self.state.external_matching:
+            return
+        resting = sorted(
+            (o.order_id, o.account)
+            for a in self.state.accounts.values()
+            for o in a.orders.values()
+            if o.symbol == symbol and o.price is not None
+        )
+        for order_id, account_id in resting:
+            order = self.state.accounts[account_id].orders.get(order_id)
+            if order is None or order.price is None or order.side * (order.price - mark) < 0:
+                continue
+            self._fill_order(events, order, order.qty, order.price, MAKER, "maker")
+            named.add(account_id)
+
+    def _update_marks(self, c: dict[str, Any], events: list[Event], named: set[str]) -> None:
+        """One instant: every mark first, then each symbol's resting limits, then one examination
+        of the holders of all of them (the examination runs after the command)."""
+        marks = [
+            (self._symbol({"symbol": s}), Decimal(str(c["prices"][s]))) for s in sorted(c["prices"])
+        ]
+        for symbol, mark in marks:
+            self.state.marks[symbol] = mark
+        for symbol, mark in marks:
+            self._fill_resting_at(symbol, mark, events, named)
+            named |= self._holders(symbol)
 
     def _holders(self, symbol: str) -> set[str]:
         return {

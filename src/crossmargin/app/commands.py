@@ -53,6 +53,8 @@ class Command:
 def _wire(name: str, value: Any) -> Any:
     if name == "side":
         return "buy" if value is Side.LONG else "sell"
+    if name == "prices":
+        return dict(value)
     return getattr(value, "value", value)
 
 
@@ -170,6 +172,15 @@ class UpdateMark(Command):
     price: Decimal
 
 
+@command("update_marks")
+class UpdateMarks(Command):
+    """Several symbols' marks at one instant (a feed's tick): every mark is set, resting limits
+    fill, and only then are the holders examined, so no account is judged at a mix of old and
+    new prices that never stood in the market. ``prices`` is sorted by symbol."""
+
+    prices: tuple[tuple[str, Decimal], ...]
+
+
 @command("settle_funding")
 class SettleFunding(Command):
     symbol: str
@@ -217,6 +228,22 @@ def _choice(name: str) -> Callable[[object, str], Any]:
     return parse
 
 
+MAX_MARKS = 1000  # symbols in one update_marks
+
+
+def _prices(value: object, name: str) -> tuple[tuple[str, Decimal], ...]:
+    if not isinstance(value, Mapping) or not value:
+        raise InvalidInput(name, "expected an object of symbol: price, with at least one")
+    if len(value) > MAX_MARKS:
+        raise InvalidInput(name, f"at most {MAX_MARKS} symbols, got {len(value)}")
+    prices = []
+    for symbol in sorted(value, key=str):
+        if not isinstance(symbol, str):
+            raise InvalidInput(name, "expected symbols as keys")
+        prices.append((symbol, parse_command_amount(value[symbol], f"{name}.{symbol}")))
+    return tuple(prices)
+
+
 def _flag(value: object, name: str) -> bool:
     if not isinstance(value, bool):
         raise InvalidInput(name, "expected true or false")
@@ -231,6 +258,7 @@ FIELDS: dict[str, Callable[[object, str], Any]] = {
     "amount": parse_command_amount,
     "quantity": parse_command_amount,
     "price": parse_command_amount,
+    "prices": _prices,
     "leverage": parse_leverage,
     "rate": _rate,
     **{name: _choice(name) for name in CHOICES},

@@ -32,6 +32,7 @@ HANDLERS: dict[type[c.Command], Callable[[Decision, Any], None]] = {
     c.CancelOrder: orders.cancel_order,
     c.ReportFill: orders.report_fill,
     c.UpdateMark: market.update_mark,
+    c.UpdateMarks: market.update_marks,
     c.SettleFunding: market.settle_funding,
 }
 

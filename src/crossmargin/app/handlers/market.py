@@ -1,6 +1,10 @@
 """The market: mark prices (filling resting limits they reach) and funding settlement.
 
-Both hand the symbol's holders to the examination: on a tick the ones the float screen flags
+``update_mark`` moves one symbol; ``update_marks`` moves several at one instant and examines
+once, after all of them (a hedged cross book is judged at the new prices of both legs, never
+at one leg's new price beside the other's old one).
+
+Ticks and funding hand the holders to the examination: on a tick the ones the float screen flags
 (confirmed in Decimal), after funding every holder (every holder's balance moved).
 
 Funding at a funding time: ``owed = side x quantity x mark x rate`` per position; ``owed > 0``
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from crossmargin.app.commands import SettleFunding, UpdateMark
+from crossmargin.app.commands import SettleFunding, UpdateMark, UpdateMarks
 from crossmargin.app.decision import Decision, reject, symbol_of
 from crossmargin.app.events import FundingSettled, MarkPriceUpdated
 from crossmargin.app.examination import tick_candidates
@@ -30,6 +34,19 @@ def update_mark(d: Decision, c: UpdateMark) -> None:
     if d.matching == "simulated":
         _fill_resting(d, symbol, c.price)
     d.examine_also |= tick_candidates(d, symbol)
+
+
+def update_marks(d: Decision, c: UpdateMarks) -> None:
+    """One instant's marks: all set, then resting limits fill (symbol by symbol), then the
+    holders of every moved symbol are examined together, at the new prices only."""
+    marks = [(symbol_of(d, symbol), price) for symbol, price in c.prices]
+    for symbol, price in marks:
+        d.emit(MarkPriceUpdated(symbol=symbol, price=price))
+    if d.matching == "simulated":
+        for symbol, price in marks:
+            _fill_resting(d, symbol, price)
+    for symbol, _ in marks:
+        d.examine_also |= tick_candidates(d, symbol)
 
 
 def _fill_resting(d: Decision, symbol: str, mark: Decimal) -> None:
