@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 import pytest
 
-from crossmargin.core.ids import is_id
 from crossmargin.service.app import create_app
 from crossmargin.service.host import EngineSettings
 from crossmargin.service.keys import KeyRing
@@ -125,30 +124,34 @@ def test_an_order_id_outside_the_id_rule_is_refused_on_every_route(
     assert errors_logged == []
 
 
-def test_every_id_a_marks_post_generates_follows_the_id_rule(world: World) -> None:
+def test_a_marks_post_is_one_command_under_its_own_id(world: World) -> None:
     server = world.server
     with server.client() as operator:
         too_long = operator.post(
-            "/v1/marks", json={"command_id": "m" * 57, "prices": {"ETHUSDT": "2000"}}
-        )
-        hundred = operator.post(
-            "/v1/marks", json={"command_id": "m" * 100, "prices": {"BTCUSDT": "40000"}}
+            "/v1/marks", json={"command_id": "m" * 65, "prices": {"ETHUSDT": "2000"}}
         )
         not_an_id = operator.post(
             "/v1/marks", json={"command_id": "tick/1", "prices": {"BTCUSDT": "40000"}}
         )
         fits = operator.post(
             "/v1/marks",
-            json={"command_id": "m" * 56, "prices": {"ETHUSDT": "2000", "BTCUSDT": "40000"}},
+            json={"command_id": "m" * 64, "prices": {"ETHUSDT": "2000", "BTCUSDT": "40000"}},
+        )
+        again = operator.post(
+            "/v1/marks",
+            json={"command_id": "m" * 64, "prices": {"ETHUSDT": "1", "BTCUSDT": "1"}},
         )
     assert_refusal(too_long, 422, "command_id")
-    assert_refusal(hundred, 422, "command_id")
     assert_refusal(not_an_id, 422, "command_id")
-    assert fits.status_code == 200, fits.text
+    assert fits.status_code == 200 and fits.json()["status"] == "accepted", fits.text
+    assert again.json()["duplicate"] is True  # the same tick, answered from the log
     host = server.context.host
     keys = server.on_server(host.read(lambda model: [e.command_id for e in model.entries(0)]))
-    generated = [key.split("/", 1)[1] for key in keys if "m" * 56 in key]
-    assert len(generated) == 2 and all(is_id(command_id) for command_id in generated)
+    generated = [key.split("/", 1)[1] for key in keys if "m" * 64 in key]
+    assert generated == ["m" * 64]  # both symbols in one logged command
+    with server.client() as operator:
+        marks = operator.get("/v1/marks").json()["marks"]
+    assert (marks["ETHUSDT"]["price"], marks["BTCUSDT"]["price"]) == ("2000", "40000")
 
 
 def test_every_documented_command_id_is_an_id() -> None:

@@ -40,12 +40,12 @@ def test_an_account_cannot_claim_the_id_the_operator_uses_next(world: World) -> 
 
 
 def test_an_account_cannot_claim_the_id_the_feed_uses_next(world: World) -> None:
-    feed_id = "replay.may-2021.20210519T120000000000.BNBUSDT"
+    feed_id = "replay.may-2021.20210519T120000000000"
     with world.server.client(world.bob) as bob:
         taken = bob.post("/v1/accounts/bob/deposits", json={"amount": "1", "command_id": feed_id})
     assert taken.status_code == 200
     host = world.server.context.host
-    command = {"type": "update_mark", "command_id": feed_id, "symbol": "BNBUSDT", "price": "321"}
+    command = {"type": "update_marks", "command_id": feed_id, "prices": {"BNBUSDT": "321"}}
     [result] = world.server.on_server(host.submit_many([command], principal=FEED))
     assert result["status"] == "accepted" and "duplicate" not in result
     with world.server.client(world.bob) as bob:

@@ -15,21 +15,21 @@ gate (``service.compute``, ``service.limits``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
+from crossmargin.app.commands import UpdateMarks
 from crossmargin.app.queries import ReadModel
 from crossmargin.core.errors import InvalidInput, NotFound
-from crossmargin.core.ids import MAX_ID_LENGTH, is_id, parse_id
-from crossmargin.core.numbers import parse_positive
+from crossmargin.core.ids import parse_id
 from crossmargin.service import schemas
 from crossmargin.service.compute import risk_job, scenario_job
 from crossmargin.service.context import Anyone, Context, Expensive, Operator, Owned
 from crossmargin.service.errors import rejection_status, with_field
-from crossmargin.service.handlers import BUSY, REFUSALS, command_from, new_command_id, run_command
+from crossmargin.service.handlers import BUSY, REFUSALS, command_from, run_command
 from crossmargin.service.wire import parse_object, plain
 
 router = APIRouter(prefix="/v1", responses=REFUSALS)
@@ -108,38 +108,16 @@ async def revoke_key(account: Owned, context: Context, _: Operator) -> dict[str,
 @router.post(
     "/marks",
     tags=["operator"],
-    summary="post mark prices (liquidations and margin calls run after each)",
+    summary="post one instant's mark prices (one update_marks: liquidations and margin calls "
+    "run once, after every mark is set)",
     openapi_extra=schemas.body(schemas.MARKS),
 )
 async def post_marks(request: Request, context: Context, who: Operator) -> JSONResponse:
-    body = parse_object(await request.body())
-    unknown = sorted(set(body) - {"prices", "command_id"})
-    if unknown:
-        raise InvalidInput(unknown[0], "unknown field")
-    prices = body.get("prices")
-    if not isinstance(prices, dict) or not prices:
-        raise InvalidInput("prices", "expected an object of symbol: price, with at least one")
-    base = parse_id(body["command_id"], "command_id") if "command_id" in body else new_command_id()
-    commands = []
-    for symbol, price in sorted(prices.items()):
+    command = cast(UpdateMarks, command_from(parse_object(await request.body()), "update_marks"))
+    for symbol, _ in command.prices:
         if symbol not in context.symbols:
-            raise InvalidInput(f"prices.{symbol}", "is not traded on this engine")
-        parse_positive(price, f"prices.{symbol}")
-        command_id = f"{base}.{symbol}"
-        if not is_id(command_id):
-            longest = MAX_ID_LENGTH - len(symbol) - 1
-            raise InvalidInput(
-                "command_id",
-                f"each mark's id is <command_id>.<symbol>, at most {MAX_ID_LENGTH} characters: "
-                f"with {symbol} the command_id may have {longest}",
-            )
-        commands.append(
-            {"type": "update_mark", "command_id": command_id, "symbol": symbol, "price": price}
-        )
-    results = await context.host.submit_many(commands, principal=who.name)
-    by_symbol = {c["symbol"]: r for c, r in zip(commands, results, strict=True)}
-    status = max((rejection_status(r) for r in results), default=200)
-    return JSONResponse({"results": by_symbol}, status_code=status)
+            raise InvalidInput(f"prices.{symbol[:40]}", "is not traded on this engine")
+    return await run_command(context, command, who)
 
 
 def _command_route(path: str, kind: str, summary: str, body: dict[str, Any]) -> None:

@@ -14,8 +14,8 @@ three times, side by side, at the real prices of the replay's first mark, then r
   over the 80% margin-call threshold and short of the 100% that liquidates. Margin calls live in
   a narrow band (a margin balance between 1 and 1.25 times maintenance: about $14 to $17 here)
   that an hourly replay mostly jumps over; any wallet from $1,329.11 to $1,332.58 lands in it.
-  At the next tick the replay moves BTC (back to 35,650) before ETH, the engine values the
-  account in between, and liquidates it.
+  The next tick (ETH 2,485.17, BTC 35,650 together) clears the call, and the account survives
+  the replay; ``demo-cross`` is liquidated by the same wick.
 
 Quantities are the notionals divided by the start prices, rounded down to ``QUANTITY_STEP``, so
 the notionals are the worked example's to within a few dollars. Each account deposits its
@@ -72,15 +72,9 @@ def setup_commands(
     commands: list[dict[str, Any]] = [
         {"type": "seed_insurance_fund", "command_id": "demo.fund", "amount": INSURANCE_FUND}
     ]
-    commands += [
-        {
-            "type": "update_mark",
-            "command_id": f"demo.mark.{symbol}",
-            "symbol": symbol,
-            "price": price,
-        }
-        for symbol, price in sorted(prices.items())
-    ]
+    commands.append(
+        {"type": "update_marks", "command_id": "demo.marks", "prices": dict(sorted(prices.items()))}
+    )
     for account, (mode, wallet) in ACCOUNTS.items():
         tag = f"demo.{account}"
         commands += [

@@ -1,14 +1,15 @@
 """Background price feeds the service runs: a replay of a bundled crash, or a live exchange.
 
-Both turn each :class:`~crossmargin.sim.feed.PriceMark` into ``update_mark`` commands (one per
-symbol, group-committed together) stamped with the mark's time for the price history.
+Both turn each :class:`~crossmargin.sim.feed.PriceMark` into one ``update_marks`` command (every
+symbol's mark at that instant, so the holders are examined once, at the new prices of all their
+legs), stamped with the mark's time for the price history.
 
 * :class:`ReplayFeed`: a bundled episode (``sim.episodes``, real Binance hourly candles around a
   real crash) replayed intrabar (O, nearer extreme, farther extreme, C; see ``sim.feed``) at
   ``speed`` x real time, from ``start`` (default: the episode's start). Pacing awaits
   ``asyncio.sleep``, anchored at the first mark, so a slow engine does not
   accumulate drift. Commands are the feed's own (principal ``feed``: no account can claim their
-  ids) with ids ``replay.<episode>.<time>.<symbol>``: after a restart the marks already in the log
+  ids) with ids ``replay.<episode>.<time>``: after a restart the marks already in the log
   come back as duplicates and change nothing.
 * :class:`LiveFeed`: polls an exchange object with ccxt's interface through
   ``sim.feed.PollingFeed`` (the blocking call runs in a worker thread); ccxt itself is only needed
@@ -36,15 +37,14 @@ LOG = logging.getLogger("crossmargin.service.feed")
 
 
 def mark_commands(mark: PriceMark, prefix: str) -> list[dict[str, Any]]:
+    """The tick as one ``update_marks``: every symbol's mark at that instant, examined once."""
     stamp = mark.timestamp.astimezone(UTC).strftime("%Y%m%dT%H%M%S%f")
     return [
         {
-            "type": "update_mark",
-            "command_id": f"{prefix}.{stamp}.{symbol}",
-            "symbol": symbol,
-            "price": price,
+            "type": "update_marks",
+            "command_id": f"{prefix}.{stamp}",
+            "prices": dict(sorted(mark.prices.items())),
         }
-        for symbol, price in sorted(mark.prices.items())
     ]
 
 
