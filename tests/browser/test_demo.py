@@ -152,9 +152,12 @@ def test_the_demo_after_the_fact_on_a_phone(pages: Pages, running_demo: Demo) ->
     sync_api.expect(call).to_have_count(1)
     sync_api.expect(alert(page, "demo-isolated", "Liquidated: ETH long, isolated")).to_have_count(1)
     # a call already past when the page opened has no time to be marked at (the stream's events
-    # carry none); a liquidation is found at its close's price: the cross book's chart shows it
+    # carry none); a close at the mark is found by its price: the cross book's BTC short closed
+    # at the mark of the 13:40 wick (its ETH long went to the fund at the bankruptcy price)
     page.get_by_test_id("card-demo-cross").click()
+    page.get_by_test_id("tab-BTCUSDT").click()
     chart = page.get_by_test_id("chart")
+    sync_api.expect(chart).to_have_attribute("data-symbol", "BTCUSDT")
     sync_api.expect(chart).to_have_attribute("data-markers", re.compile("liq"))
     page.wait_for_timeout(300)
     low, high, points = chart.evaluate(
