@@ -15,15 +15,14 @@ gate (``service.compute``, ``service.limits``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
-from crossmargin.app.commands import UpdateMarks
 from crossmargin.app.queries import ReadModel
-from crossmargin.core.errors import InvalidInput, NotFound
+from crossmargin.core.errors import NotFound
 from crossmargin.core.ids import parse_id
 from crossmargin.service import schemas
 from crossmargin.service.compute import risk_job, scenario_job
@@ -105,21 +104,6 @@ async def revoke_key(account: Owned, context: Context, _: Operator) -> dict[str,
     return {"account": account, "revoked": context.keys.revoke(account)}
 
 
-@router.post(
-    "/marks",
-    tags=["operator"],
-    summary="post one instant's mark prices (one update_marks: liquidations and margin calls "
-    "run once, after every mark is set)",
-    openapi_extra=schemas.body(schemas.MARKS),
-)
-async def post_marks(request: Request, context: Context, who: Operator) -> JSONResponse:
-    command = cast(UpdateMarks, command_from(parse_object(await request.body()), "update_marks"))
-    for symbol, _ in command.prices:
-        if symbol not in context.symbols:
-            raise InvalidInput(f"prices.{symbol[:40]}", "is not traded on this engine")
-    return await run_command(context, command, who)
-
-
 def _command_route(path: str, kind: str, summary: str, body: dict[str, Any]) -> None:
     """``POST <path>``, operator only: the body is one ``kind`` command (the route is named for
     its command)."""
@@ -139,6 +123,13 @@ def _command_route(path: str, kind: str, summary: str, body: dict[str, Any]) -> 
     )
 
 
+_command_route(
+    "/marks",
+    "update_marks",
+    "post one instant's mark prices (one update_marks: liquidations and margin calls run once, "
+    "after every mark is set)",
+    schemas.MARKS,
+)
 _command_route("/funding", "settle_funding", "settle a funding rate on a symbol", schemas.FUNDING)
 _command_route(
     "/insurance-fund", "seed_insurance_fund", "pay money into the insurance fund", schemas.AMOUNT

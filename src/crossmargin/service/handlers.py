@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from crossmargin.app.commands import Command, parse_command
+from crossmargin.app.commands import Command, UpdateMarks, parse_command
 from crossmargin.core.errors import InvalidInput
 from crossmargin.service.context import ServiceContext
 from crossmargin.service.errors import rejection_status, with_field
@@ -62,11 +62,20 @@ def command_from(body: dict[str, Any], kind: str, **fixed: str) -> Command:
     return parse_command({"type": kind, **fixed, **body, "command_id": command_id})
 
 
+def _symbols(command: Command) -> list[tuple[str, str]]:
+    """The symbols a command names, each with its field: ``symbol``, or a tick's
+    ``prices.<SYMBOL>``."""
+    if isinstance(command, UpdateMarks):
+        return [(f"prices.{symbol[:40]}", symbol) for symbol, _ in command.prices]
+    symbol = getattr(command, "symbol", None)
+    return [] if symbol is None else [("symbol", str(symbol))]
+
+
 async def run_command(context: ServiceContext, command: Command, who: Principal) -> JSONResponse:
     # checked here, not left to the engine: a repeated command id is answered with its first
     # result before the engine looks at the rest, and a malformed request must still be a 422
-    symbol = getattr(command, "symbol", None)
-    if symbol is not None and symbol not in context.symbols:
-        raise InvalidInput("symbol", f"{str(symbol)[:40]!a} is not traded on this engine")
+    for field, symbol in _symbols(command):
+        if symbol not in context.symbols:
+            raise InvalidInput(field, f"{symbol[:40]!a} is not traded on this engine")
     result = await context.host.submit(command, principal=who.name)
     return JSONResponse(with_field(result), status_code=rejection_status(result))

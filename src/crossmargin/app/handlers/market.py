@@ -29,17 +29,17 @@ from crossmargin.core.numbers import round_balance_delta, round_requirement
 
 
 def update_mark(d: Decision, c: UpdateMark) -> None:
-    symbol = symbol_of(d, c.symbol)
-    d.emit(MarkPriceUpdated(symbol=symbol, price=c.price))
-    if d.matching == "simulated":
-        _fill_resting(d, symbol, c.price)
-    d.examine_also |= tick_candidates(d, symbol)
+    _move_marks(d, [(symbol_of(d, c.symbol), c.price)])
 
 
 def update_marks(d: Decision, c: UpdateMarks) -> None:
-    """One instant's marks: all set, then resting limits fill (symbol by symbol), then the
-    holders of every moved symbol are examined together, at the new prices only."""
-    marks = [(symbol_of(d, symbol), price) for symbol, price in c.prices]
+    _move_marks(d, [(symbol_of(d, symbol), price) for symbol, price in c.prices])
+
+
+def _move_marks(d: Decision, marks: list[tuple[str, Decimal]]) -> None:
+    """One instant's marks (one or several): all set, then resting limits fill (symbol by
+    symbol), then the holders of every moved symbol are examined together, at the new prices
+    only."""
     for symbol, price in marks:
         d.emit(MarkPriceUpdated(symbol=symbol, price=price))
     if d.matching == "simulated":
